@@ -1,0 +1,62 @@
+# Two commands on a fresh machine: `make study` (the main job) and `make test`.
+# Every step skips itself when its output is already there and valid.
+
+PYTHON       ?= python3
+VENV         := .venv
+BIN          := $(VENV)/bin
+SHARED_AUDIO ?= ../shared/audio
+MODEL_DIR    ?= whisper-base-with-past
+PARAMS       ?= params/default.yaml
+THREADS      ?= 2
+STAMP        := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup install model audio bench study notebooks report test lint lab clean
+
+setup: install model audio
+
+install: $(STAMP)
+
+# Reinstall only when the dependency lists change. torch==2.13.0 resolves to the CPU
+# wheel on this machine's local wheel store; the constraints pin every other version.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,peers,export,dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name whisper-ort --display-name "whisper-ort (.venv)" >/dev/null
+	touch $@
+
+model: $(STAMP)
+	$(BIN)/whisper-ort export --onnx-dir $(MODEL_DIR)
+
+audio:
+	@test -d $(SHARED_AUDIO) || { echo "no $(SHARED_AUDIO): set SHARED_AUDIO=/path/to/audio or fill audio/ yourself"; exit 1; }
+	@mkdir -p audio
+	@n=0; for f in $(SHARED_AUDIO)/*; do \
+	  b=audio/$$(basename "$$f"); \
+	  if [ ! -f "$$b" ] || ! cmp -s "$$f" "$$b"; then cp "$$f" "$$b" && chmod u+w "$$b" && n=$$((n+1)); fi; \
+	done; echo "audio/: $$n file(s) copied from $(SHARED_AUDIO), $$(ls audio | wc -l) present"
+
+bench: setup
+	$(BIN)/whisper-ort bench --audio-dir audio --onnx-dir $(MODEL_DIR) --threads $(THREADS) --write-txt
+
+notebooks: setup
+	$(BIN)/python -m whisper_ort.study --params $(PARAMS)
+
+report: $(STAMP)
+	$(BIN)/whisper-ort report
+
+study: setup notebooks report
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check whisper_ort tests
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf results/benchmarks results/notebooks results/reference
