@@ -34,6 +34,7 @@ audio:
 	@test -d $(SHARED_AUDIO) || { echo "no $(SHARED_AUDIO): set SHARED_AUDIO=/path/to/audio or fill audio/ yourself"; exit 1; }
 	@mkdir -p audio
 	@n=0; for f in $(SHARED_AUDIO)/*; do \
+	  case "$$(basename "$$f")" in README.md) continue;; esac; \
 	  b=audio/$$(basename "$$f"); \
 	  if [ ! -f "$$b" ] || ! cmp -s "$$f" "$$b"; then cp "$$f" "$$b" && chmod u+w "$$b" && n=$$((n+1)); fi; \
 	done; echo "audio/: $$n file(s) copied from $(SHARED_AUDIO), $$(ls audio | wc -l) present"

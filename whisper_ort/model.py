@@ -1,0 +1,140 @@
+"""The model folder: checks before any audio is read, and ONNX Runtime sessions built once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+ENCODER = "encoder_model.onnx"
+DECODER_FIRST = "decoder_model.onnx"
+DECODER_WITH_PAST = "decoder_with_past_model.onnx"
+DECODER_MERGED = "decoder_model_merged.onnx"
+REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST, "config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
+REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
+
+GRAPH_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+EXECUTION_MODES = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL, "parallel": ort.ExecutionMode.ORT_PARALLEL}
+
+
+class ModelError(RuntimeError):
+    """The model folder is missing files or holds files that do not fit together."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    threads: int = 2  # intra-op threads
+    inter_threads: int = 1
+    graph_opt: str = "all"
+    execution_mode: str = "sequential"
+    spinning: bool = True  # intra-op threads spin between ops (lower latency, more CPU)
+
+    def options(self) -> ort.SessionOptions:
+        if self.graph_opt not in GRAPH_LEVELS:
+            raise ValueError(f"--graph-opt must be one of {', '.join(GRAPH_LEVELS)}")
+        if self.execution_mode not in EXECUTION_MODES:
+            raise ValueError(f"--execution-mode must be one of {', '.join(EXECUTION_MODES)}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = self.inter_threads
+        opts.graph_optimization_level = GRAPH_LEVELS[self.graph_opt]
+        opts.execution_mode = EXECUTION_MODES[self.execution_mode]
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        opts.log_severity_level = 3  # errors only: keep stderr readable
+        return opts
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_model_folder(folder: str | Path, required=REQUIRED_FILES) -> dict:
+    """Raise ModelError listing every missing or unreadable file; return the parsed configs."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: model folder not found (run `make model` or `whisper-ort export`)")
+    problems = []
+    for name in required:
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.stat().st_size == 0:
+            problems.append(f"{path}: empty")
+    configs = {}
+    for name in ("config.json", "generation_config.json", "preprocessor_config.json"):
+        path = folder / name
+        if path.is_file() and path.stat().st_size:
+            try:
+                configs[name] = json.loads(path.read_text())
+            except (ValueError, OSError) as exc:
+                problems.append(f"{path}: unreadable ({exc})")
+    gen = configs.get("generation_config.json")
+    if gen is not None:
+        missing = [k for k in REQUIRED_GENERATION_KEYS if k not in gen]
+        if missing:
+            problems.append(f"{folder / 'generation_config.json'}: missing required ids: {', '.join(missing)}")
+    if problems:
+        raise ModelError("model folder is not usable:\n  " + "\n  ".join(problems))
+    return configs
+
+
+def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types; name the file, keep one line
+        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: cannot be loaded by ONNX Runtime ({cause[:300]})") from None
+
+
+class WhisperSessions:
+    """Encoder, first-step decoder and decoder-with-past sessions over one model folder."""
+
+    def __init__(self, folder: str | Path, config: SessionConfig = SessionConfig()):
+        self.folder = Path(folder)
+        self.configs = check_model_folder(self.folder)
+        self.config = config
+        opts = config.options()
+        self.encoder = _session(self.folder / ENCODER, opts)
+        self.decoder_first = _session(self.folder / DECODER_FIRST, opts)
+        self.decoder_with_past = _session(self.folder / DECODER_WITH_PAST, opts)
+        model_cfg = self.configs["config.json"]
+        self.vocab_size = int(model_cfg["vocab_size"])
+        self.n_layers = int(model_cfg["decoder_layers"])
+        # Output names in the order the next step takes them back as inputs.
+        self.kv_names = [f"{layer}.{kind}.{kv}" for layer in range(self.n_layers) for kind in ("decoder", "encoder") for kv in ("key", "value")]
+        self._self_kv = [n for n in self.kv_names if ".decoder." in n]
+        self._cross_kv = [n for n in self.kv_names if ".encoder." in n]
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        logits = self.decoder_first.get_outputs()[0]
+        if logits.shape[-1] != self.vocab_size:
+            raise ModelError(f"{self.folder / DECODER_FIRST}: {logits.shape[-1]} logits, config.json says {self.vocab_size}")
+        wanted = {f"past_key_values.{n}" for n in self.kv_names}
+        have = {i.name for i in self.decoder_with_past.get_inputs()}
+        if not wanted <= have:
+            raise ModelError(f"{self.folder / DECODER_WITH_PAST}: missing inputs {sorted(wanted - have)[:3]}...")
+
+    def encode(self, mel: np.ndarray) -> np.ndarray:
+        return self.encoder.run(None, {"input_features": mel})[0]
+
+    def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray):
+        """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V)."""
+        outs = self.decoder_first.run(["logits"] + [f"present.{n}" for n in self.kv_names], {"input_ids": input_ids, "encoder_hidden_states": encoder_states})
+        kv = dict(zip(self.kv_names, outs[1:]))
+        return outs[0][:, -1, :], [kv[n] for n in self._self_kv], [kv[n] for n in self._cross_kv]
+
+    def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list):
+        """One token per row through decoder_with_past_model.onnx: (logits, new self K/V)."""
+        feeds = {"input_ids": input_ids}
+        feeds.update({f"past_key_values.{n}": a for n, a in zip(self._self_kv, self_kv)})
+        feeds.update({f"past_key_values.{n}": a for n, a in zip(self._cross_kv, cross_kv)})
+        outs = self.decoder_with_past.run(["logits"] + [f"present.{n}" for n in self._self_kv], feeds)
+        return outs[0][:, -1, :], outs[1:]
