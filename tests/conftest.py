@@ -31,3 +31,38 @@ def manifest(audio_dir) -> list[dict]:
     """MANIFEST.csv rows (file, duration_s, sample_rate, channels, format, ...)."""
     with open(audio_dir / "MANIFEST.csv", newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+MODEL_DIR = REPO / "whisper-base-with-past"
+HF_DIR = REPO / "whisper-base-with-past-hf"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    if not (MODEL_DIR / "encoder_model.onnx").is_file():
+        pytest.fail(f"{MODEL_DIR} is not built: run `make model` (make test does it)")
+    return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def transcriber(model_dir):
+    """One Transcriber for the whole session: building sessions takes seconds."""
+    from whisper_ort.pipeline import Transcriber
+
+    return Transcriber(model_dir, threads=2)
+
+
+@pytest.fixture(scope="session")
+def hf_reference(model_dir):
+    """transformers' Whisper on the same FP32 weights, in-process: the reference."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    torch.set_num_threads(2)
+    processor = WhisperProcessor.from_pretrained(HF_DIR)
+    model = WhisperForConditionalGeneration.from_pretrained(HF_DIR).eval()
+    return processor, model

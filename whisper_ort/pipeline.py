@@ -146,6 +146,8 @@ class Transcriber:
                     continue
                 segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens))
                 tokens.extend(seg.tokens)
+        if len(window_results) == 1:  # one window: every token, timestamps included
+            tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
         text = "".join(s.text for s in segments)
         return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags)
 

