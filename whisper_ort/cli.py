@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as exc:  # an optional extra that is not installed
             p.set_defaults(unavailable=f"{name} needs {exc.name} (pip install -e '.[peers,notebooks]')")
             continue
-        getattr(mod, "add_reference_arguments" if name == "reference" else "add_arguments")(p)
+        adder = getattr(mod, "add_reference_arguments" if name == "reference" else "add_arguments", None)
+        if adder is None:
+            p.set_defaults(unavailable=f"{name} is not available in this version")
+            continue
+        adder(p)
     return parser
 
 

@@ -1,0 +1,167 @@
+"""The `whisper-ort` commands end to end on the real model: outputs, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bad_audio import make_bad_corpus
+from conftest import JFK_TEXT, REPO
+from whisper_ort.cli import main
+
+CLI = [sys.executable, "-m", "whisper_ort.cli"]
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def mixed_dir(tmp_path_factory, audio_dir):
+    """Two real clips and the whole bad-input corpus in one folder."""
+    d = tmp_path_factory.mktemp("mixed")
+    for name in ("jfk.flac", "lj_LJ001-0002.wav"):
+        shutil.copy(audio_dir / name, d / name)
+    expected = make_bad_corpus(d)
+    return d, expected
+
+
+def test_bench_writes_records_summary_and_transcripts(tmp_path, audio_dir, model_dir):
+    out = tmp_path / "out"
+    proc = run_cli("bench", "--audio-dir", audio_dir, "--files", "jfk.flac", "--onnx-dir", model_dir,
+                   "--output-dir", out, "--write-txt", "--repeats", "2", "--warmup", "1", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads((out / "inference_per_file.json").read_text())
+    assert [(r["file"], r["repeat"]) for r in records] == [("jfk.flac", 0), ("jfk.flac", 1)]
+    for r in records:
+        assert r["status"] == "ok" and r["text"] == JFK_TEXT
+        assert r["n_tokens"] == 25 and r["language"] == "en"
+        assert all(r[k] > 0 for k in ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_total"))
+        assert r["rtf"] == pytest.approx(r["t_total"] / r["duration_s"])
+    summary = json.loads((out / "inference_summary.json").read_text())
+    assert summary["n_ok"] == 1 and summary["n_failed"] == 0
+    assert set(summary["t_total_s"]) >= {"mean", "p50", "p95", "min", "max"}
+    env = summary["environment"]
+    assert env["cpu_model"] and env["packages"]["onnxruntime"] and env["transcriber"]["session"]["threads"] == 2
+    assert (out / "inference_per_file.csv").read_text().startswith("file,duration_s,implementation")
+    assert (out / "jfk.flac.transcript.txt").read_text().strip() == JFK_TEXT
+
+
+def test_bench_bad_inputs_become_error_records(tmp_path, mixed_dir, model_dir):
+    folder, expected = mixed_dir
+    out = tmp_path / "out"
+    proc = run_cli("bench", "--audio-dir", folder, "--onnx-dir", model_dir, "--output-dir", out,
+                   "--warmup", "0", "--max-new-tokens", "32", "--no-progress")
+    assert proc.returncode == 1, "a failed file must make the exit code non-zero"
+    assert "Traceback" not in proc.stderr
+    records = {r["file"]: r for r in json.loads((out / "inference_per_file.json").read_text())}
+    assert records["jfk.flac"]["status"] == "ok"
+    assert records["lj_LJ001-0002.wav"]["text"] == "in being comparatively modern."
+    for name, want in expected.items():
+        if Path(name).suffix.lower() not in (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".mp4", ".aiff", ".webm"):
+            continue
+        assert name in records, f"{name} has no record"
+        got = records[name]
+        assert got["status"] == want, f"{name}: {got['status']} ({got['error']})"
+        if want == "error":
+            assert name in got["error"] and "\n" not in got["error"]
+
+
+def test_all_good_files_exit_zero(tmp_path, audio_dir, model_dir):
+    proc = run_cli("bench", "--audio-dir", audio_dir, "--files", "lj_LJ001-0002.wav", "--onnx-dir", model_dir,
+                   "--output-dir", tmp_path, "--warmup", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_resume_skips_finished_records(tmp_path, audio_dir, model_dir):
+    out = tmp_path / "out"
+    args = ["bench", "--audio-dir", audio_dir, "--files", "lj_LJ001-000[24].wav", "--onnx-dir", model_dir,
+            "--output-dir", out, "--warmup", "0", "--no-progress"]
+    assert run_cli(*args).returncode == 0
+    first = json.loads((out / "inference_per_file.json").read_text())
+    proc = run_cli(*args, "--resume")
+    assert proc.returncode == 0 and "2 record(s) already done" in proc.stderr
+    assert json.loads((out / "inference_per_file.json").read_text()) == first
+
+
+def test_model_folder_faults_are_named_before_audio(tmp_path, model_dir, audio_dir):
+    broken = tmp_path / "model"
+    broken.mkdir()
+    for f in model_dir.iterdir():
+        if f.name != "decoder_with_past_model.onnx":
+            (broken / f.name).symlink_to(f)
+    proc = run_cli("transcribe", audio_dir / "jfk.flac", "--onnx-dir", broken)
+    assert proc.returncode == 2
+    assert "decoder_with_past_model.onnx: missing" in proc.stderr and "Traceback" not in proc.stderr
+
+    # A truncated ONNX file: named, one line per problem, no traceback.
+    (broken / "decoder_with_past_model.onnx").write_bytes((model_dir / "decoder_with_past_model.onnx").read_bytes()[:4096])
+    proc = run_cli("transcribe", audio_dir / "jfk.flac", "--onnx-dir", broken)
+    assert proc.returncode == 2 and "decoder_with_past_model.onnx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_generation_config_and_tokenizer_faults(tmp_path, model_dir, audio_dir):
+    broken = tmp_path / "model"
+    broken.mkdir()
+    for f in model_dir.iterdir():
+        if f.name not in ("generation_config.json", "tokenizer.json"):
+            (broken / f.name).symlink_to(f)
+    gen = json.loads((model_dir / "generation_config.json").read_text())
+    del gen["no_timestamps_token_id"]
+    (broken / "generation_config.json").write_text(json.dumps(gen))
+    shutil.copy(model_dir / "tokenizer.json", broken / "tokenizer.json")
+    proc = run_cli("transcribe", audio_dir / "jfk.flac", "--onnx-dir", broken)
+    assert proc.returncode == 2 and "generation_config.json: missing required ids: no_timestamps_token_id" in proc.stderr
+
+    # A tokenizer whose special ids do not fit the model.
+    shutil.copy(model_dir / "generation_config.json", broken / "generation_config.json")
+    tok = json.loads((model_dir / "tokenizer.json").read_text())
+    for t in tok["added_tokens"]:
+        if t["content"] == "<|en|>":
+            t["content"] = "<|xx|>"
+    (broken / "tokenizer.json").write_text(json.dumps(tok))
+    proc = run_cli("transcribe", audio_dir / "jfk.flac", "--onnx-dir", broken)
+    assert proc.returncode == 2 and "tokenizer.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_transcribe_writes_formats(tmp_path, audio_dir, model_dir, capsys):
+    for fmt in ("txt", "srt", "vtt", "json"):
+        assert main(["transcribe", str(audio_dir / "jfk.flac"), "--onnx-dir", str(model_dir), "--format", fmt, "--output-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == JFK_TEXT
+    assert (tmp_path / "jfk.flac.txt").read_text().strip() == JFK_TEXT
+    srt = (tmp_path / "jfk.flac.srt").read_text()
+    assert srt.startswith("1\n00:00:00,000 --> ") and "ask not" in srt
+    assert (tmp_path / "jfk.flac.vtt").read_text().startswith("WEBVTT")
+    data = json.loads((tmp_path / "jfk.flac.json").read_text())
+    assert data["language"] == "en" and len(data["segments"]) == 1 and data["tokens"][0] < 50257
+
+
+def test_transcribe_missing_file_is_one_line(tmp_path, model_dir):
+    proc = run_cli("transcribe", tmp_path / "nope.wav", "--onnx-dir", model_dir)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("whisper-ort: error: ") and "nope.wav" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_diff_reports_wer(tmp_path, capsys):
+    a = [{"file": "x.wav", "text": "ask not what your country can do", "status": "ok"}, {"file": "y.wav", "text": "same", "status": "ok"}]
+    b = [{"file": "x.wav", "text": "ask not what the country can do", "status": "ok"}, {"file": "y.wav", "text": "same", "status": "ok"}]
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    assert main(["diff", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
+    out = capsys.readouterr().out
+    assert "-your" in out and "+the" in out
+    assert "WER x.wav: 14.29%" in out and "1/2 files identical" in out
+
+
+def test_output_names_stay_in_the_output_folder(tmp_path):
+    from whisper_ort.bench import safe_output_path
+
+    for name in ("../../etc/passwd", "..", "-rf", "a b.wav", "ünï.wav", "/abs/x.wav"):
+        path = safe_output_path(tmp_path, name, ".transcript.txt")
+        assert path.parent == tmp_path.resolve()
