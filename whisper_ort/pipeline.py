@@ -13,6 +13,7 @@ from .decoding import DecodingOptions, GreedyDecoder
 from .features import log_mel_batch
 from .longform import split, stitch_text_tokens
 from .model import SessionConfig, WhisperSessions
+from .optimize import variant_dir
 from .records import Record
 from .tokenizer import TIME_PRECISION, WhisperTokenizer
 
@@ -61,7 +62,7 @@ class Transcriber:
         tokenizer_json: str | Path | None = None,
         options: DecodingOptions | None = None,
     ):
-        self.model_dir = Path(model_dir)
+        self.model_dir = variant_dir(Path(model_dir), variant)
         self.session_config = SessionConfig(threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode)
         t0 = time.perf_counter()
         self.sessions = WhisperSessions(self.model_dir, self.session_config)
