@@ -28,8 +28,9 @@ def tone(sr: int, seconds: float = 1.0, channels: int = 1, amp: float = 0.5) -> 
     return x
 
 
-def encode_with_pyav(path: Path, codec: str, sr: int = 48000, seconds: float = 1.0, video: str | None = None,
-                     audio: bool = True) -> None:
+def encode_with_pyav(
+    path: Path, codec: str, sr: int = 48000, seconds: float = 1.0, video: str | None = None, audio: bool = True
+) -> None:
     """Write `seconds` of tone as `codec` (aac, libopus, ...) with PyAV; optionally a video stream first."""
     import av
 
@@ -49,7 +50,7 @@ def encode_with_pyav(path: Path, codec: str, sr: int = 48000, seconds: float = 1
             x = tone(sr, seconds)
             step = 960
             for start in range(0, len(x), step):
-                chunk = x[start:start + step]
+                chunk = x[start : start + step]
                 frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
                 frame.sample_rate = sr
                 frame.pts = start
@@ -92,6 +93,10 @@ def make_bad_corpus(folder: str | os.PathLike) -> dict[str, str]:
     sf.write(d / "_full.wav", tone(16000), 16000, subtype="PCM_16")
     put("header_only.wav", (d / "_full.wav").read_bytes()[:44], ERROR)
     (d / "_full.wav").unlink()
+
+    # A rate no audio has (what a damaged header can claim): refused, not resampled 32x up.
+    sf.write(d / "rate_500hz.wav", tone(500), 500, subtype="PCM_16")
+    expected["rate_500hz.wav"] = ERROR
 
     # -- truncated and damaged
     sf.write(d / "_full.flac", tone(44100, 2.0), 44100, subtype="PCM_16")

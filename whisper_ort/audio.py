@@ -17,6 +17,7 @@ import stat
 import numpy as np
 
 SAMPLE_RATE = 16000
+MIN_RATE, MAX_RATE = 1000, 1_000_000  # native rates accepted, in Hz
 
 
 class AudioError(Exception):
@@ -28,6 +29,9 @@ class AudioError(Exception):
         self.cause = " ".join(str(cause).split()) or "unknown error"
         name = self.path.replace("\n", "\\n").replace("\r", "\\r")
         super().__init__(f"{name}: {self.cause}")
+
+    def __reduce__(self):  # pickles across processes (the bench runs peers in subprocesses)
+        return type(self), (self.path, self.cause)
 
 
 def duration_s(samples: np.ndarray) -> float:
@@ -42,20 +46,29 @@ def load_audio(path: str | os.PathLike) -> np.ndarray:
     transcript. Raises AudioError for anything that yields no samples.
     """
     _check_file(path)
-    try:
-        y, sr = _read_soundfile(path)
-    except _SoundfileFailed as sf_exc:
-        y, sr = _read_pyav(path, sf_exc.cause)
+    # Garbage from damaged files may overflow in the downmix or the resampler: no warnings,
+    # the non-finite samples are zeroed below.
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            y, sr = _read_soundfile(path)
+        except _SoundfileFailed as sf_exc:
+            y, sr = _read_pyav(path, sf_exc.cause)
     if y.shape[-1] == 0:
         raise AudioError(path, "no audio samples (0 frames)")
-    if sr <= 0:
-        raise AudioError(path, f"invalid sample rate {sr}")
+    if not MIN_RATE <= sr <= MAX_RATE:
+        # A damaged header can claim 1 Hz: resampling that to 16 kHz would need gigabytes.
+        raise AudioError(path, f"unsupported sample rate ({sr} Hz)")
+    _zero_non_finite(y)  # before resampling, or one NaN smears over the filter's length
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = _resample(y, sr)
+    # Damaged files can decode to finite garbage (1e37) that resampling overflows to inf.
+    return _zero_non_finite(y)
+
+
+def _zero_non_finite(y: np.ndarray) -> np.ndarray:
     if not np.isfinite(y).all():
         np.nan_to_num(y, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    if y.ndim > 1:
-        # librosa.to_mono: the mean over channels, in float32, on the (channels, n) view.
-        y = np.mean(y, axis=0)
-    return _resample(y, sr)
+    return y
 
 
 def _check_file(path) -> None:
@@ -64,7 +77,7 @@ def _check_file(path) -> None:
     except FileNotFoundError:
         raise AudioError(path, "no such file") from None
     except OSError as exc:
-        raise AudioError(path, exc.strerror or str(exc)) from None
+        raise AudioError(path, exc.strerror.lower() if exc.strerror else str(exc)) from None
     if stat.S_ISDIR(st.st_mode):
         raise AudioError(path, "is a directory")
     if not stat.S_ISREG(st.st_mode):
@@ -85,13 +98,19 @@ class _SoundfileFailed(Exception):
 
 
 def _read_soundfile(path) -> tuple[np.ndarray, int]:
-    """(channels, n) or (n,) float32 and the native rate, exactly as librosa's soundfile path."""
+    """Mono float32 samples and the native rate, as librosa's soundfile path + to_mono."""
     import soundfile as sf
 
     try:
         with sf.SoundFile(path) as f:
             sr = f.samplerate
-            y = f.read(dtype="float32", always_2d=False).T
+            if f.channels == 1:
+                y = f.read(dtype="float32")
+            else:
+                # Downmix block by block (an hour of 44.1 kHz stereo is 1.3 GB as float32
+                # frames), with librosa.to_mono's expression: the mean over the (channels, n) view.
+                blocks = [b.T.mean(axis=0) for b in f.blocks(blocksize=1 << 20, dtype="float32")]
+                y = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     except sf.LibsndfileError as exc:
         cause = exc.error_string.rstrip(".")
         if "not a regular file" in cause:
@@ -104,7 +123,7 @@ def _read_soundfile(path) -> tuple[np.ndarray, int]:
 
 
 def _read_pyav(path, sf_cause: str) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream with PyAV to (channels, n) float32 and its rate.
+    """Decode the first audio stream with PyAV to mono float32 and its rate.
 
     Packets that fail to decode are skipped, as the ffmpeg command line does, so a
     truncated or damaged file yields what can be decoded; nothing at all is an error.
@@ -138,6 +157,8 @@ def _read_pyav(path, sf_cause: str) -> tuple[np.ndarray, int]:
                     chunks.append(_frame_to_mono(frame))
         except av.FFmpegError as exc:  # demuxing itself failed: keep what was decoded
             last_error = exc
+        except (ValueError, TypeError, NotImplementedError) as exc:  # a sample format PyAV cannot convert
+            raise AudioError(path, f"cannot decode audio ({exc})") from None
     if not chunks or sum(len(c) for c in chunks) == 0:
         if last_error is not None:
             raise AudioError(path, f"cannot decode audio ({_av_message(last_error)})")
@@ -152,7 +173,7 @@ _INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 922337203
 def _frame_to_mono(frame) -> np.ndarray:
     """One decoded frame -> mono float32 (downmixed per frame to keep memory flat)."""
     fmt = frame.format.name.rstrip("p")
-    channels = len(frame.layout.channels)
+    channels = frame.layout.nb_channels
     x = frame.to_ndarray()
     # Planar formats come as (channels, n); packed ones as (1, n * channels).
     x = x.reshape(channels, -1) if frame.format.is_planar else x.reshape(-1, channels).T
@@ -162,8 +183,6 @@ def _frame_to_mono(frame) -> np.ndarray:
         x = x.astype(np.float32) / np.float32(_INT_SCALE[fmt])
     else:
         x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     return x.mean(axis=0, dtype=np.float32) if channels > 1 else x[0]
 
 

@@ -135,6 +135,7 @@ def run_bench(
     resume: bool = False,
     progress: bool = True,
     log=None,
+    **session_flags,
 ) -> tuple[list[Record], dict]:
     """Run the transcriber over a folder; returns (records, summary) and writes them."""
     from tqdm import tqdm
@@ -152,7 +153,7 @@ def run_bench(
     transcriber = Transcriber(
         onnx_dir, threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode,
         language=language, task=task, timestamps=timestamps, max_new_tokens=max_new_tokens,
-        batch_size=batch_size, variant=variant, tokenizer_json=tokenizer_json,
+        batch_size=batch_size, variant=variant, tokenizer_json=tokenizer_json, **session_flags,
     )
 
     records: list[Record] = []
@@ -206,6 +207,7 @@ def main_bench(args) -> int:
         max_new_tokens=args.max_new_tokens, timestamps=args.timestamps, warmup=args.warmup, repeats=args.repeats,
         write_txt=args.write_txt, tokenizer_json=args.tokenizer_json, batch_size=args.batch_size,
         variant=args.variant, resume=args.resume, progress=not args.no_progress,
+        spinning=args.spinning, prepacking=args.prepacking, arena=args.arena,
     )
     print(summary_table(summary, records))
     print(f"wrote {Path(args.output_dir) / 'inference_per_file.json'}, .csv and inference_summary.json")

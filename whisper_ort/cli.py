@@ -21,6 +21,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads (default: %(default)s)")
     p.add_argument("--graph-opt", default="all", choices=["disable", "basic", "extended", "all"], help="graph optimization level")
     p.add_argument("--execution-mode", default="sequential", choices=["sequential", "parallel"])
+    p.add_argument("--no-spinning", dest="spinning", action="store_false", help="intra-op threads sleep between ops")
+    p.add_argument("--no-prepacking", dest="prepacking", action="store_false", help="keep GEMM weights unpacked (less memory)")
+    p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
     p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
@@ -119,7 +122,7 @@ def _transcriber(args):
         execution_mode=args.execution_mode, language=None if args.language == "auto" else args.language,
         task=args.task, timestamps=args.timestamps or getattr(args, "format", None) in ("srt", "vtt"),
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, variant=args.variant,
-        tokenizer_json=args.tokenizer_json,
+        tokenizer_json=args.tokenizer_json, spinning=args.spinning, prepacking=args.prepacking, arena=args.arena,
     )
 
 

@@ -36,6 +36,8 @@ class SessionConfig:
     graph_opt: str = "all"
     execution_mode: str = "sequential"
     spinning: bool = True  # intra-op threads spin between ops (lower latency, more CPU)
+    prepacking: bool = True  # MLAS repacks GEMM weights once (faster GEMMs, a second copy in memory)
+    arena: bool = True  # the CPU memory arena (fewer allocations, holds on to peak memory)
 
     def options(self) -> ort.SessionOptions:
         if self.graph_opt not in GRAPH_LEVELS:
@@ -48,6 +50,8 @@ class SessionConfig:
         opts.graph_optimization_level = GRAPH_LEVELS[self.graph_opt]
         opts.execution_mode = EXECUTION_MODES[self.execution_mode]
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        opts.add_session_config_entry("session.disable_prepacking", "0" if self.prepacking else "1")
+        opts.enable_cpu_mem_arena = self.arena
         opts.log_severity_level = 3  # errors only: keep stderr readable
         return opts
 

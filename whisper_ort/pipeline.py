@@ -61,9 +61,13 @@ class Transcriber:
         variant: str = "default",
         tokenizer_json: str | Path | None = None,
         options: DecodingOptions | None = None,
+        spinning: bool = True,
+        prepacking: bool = True,
+        arena: bool = True,
     ):
         self.model_dir = variant_dir(Path(model_dir), variant)
-        self.session_config = SessionConfig(threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode)
+        self.session_config = SessionConfig(threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode,
+                                            spinning=spinning, prepacking=prepacking, arena=arena)
         t0 = time.perf_counter()
         self.sessions = WhisperSessions(self.model_dir, self.session_config)
         gen = self.sessions.configs["generation_config.json"]
