@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 model: $(STAMP)
 	$(BIN)/whisper-ort export --onnx-dir $(MODEL_DIR)
+	$(BIN)/whisper-ort optimize --onnx-dir $(MODEL_DIR)
 
 audio:
 	@test -d $(SHARED_AUDIO) || { echo "no $(SHARED_AUDIO): set SHARED_AUDIO=/path/to/audio or fill audio/ yourself"; exit 1; }

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in this tool reaches a m
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.add_argument("--onnx-dir", default="whisper-base-with-past", help="exported model folder (default: %(default)s)")
     p.add_argument("--tokenizer-json", default=None, help="tokenizer.json to use instead of the model folder's")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default: %(default)s)")
@@ -24,13 +25,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-spinning", dest="spinning", action="store_false", help="intra-op threads sleep between ops")
     p.add_argument("--no-prepacking", dest="prepacking", action="store_false", help="keep GEMM weights unpacked (less memory)")
     p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
+    p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", help="no preplanned activation block")
     p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
     p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
-    p.add_argument("--variant", default="default", choices=["default", "fused"],
-                   help="model variant: default = the export, fused = ORT transformer fusions (whisper-ort optimize)")
+    p.add_argument("--variant", default="default", choices=["default", "fused", "merged"],
+                   help="model variant: default = the export; fused = ORT transformer fusions; merged = fused + one merged decoder with tied weights (whisper-ort optimize)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx-dir", default="whisper-base-with-past")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")
 
-    p = sub.add_parser("optimize", help="build the fused variant folder beside the model folder")
+    p = sub.add_parser("optimize", help="build the fused and merged variant folders beside the model folder")
     p.add_argument("--onnx-dir", default="whisper-base-with-past")
     p.add_argument("--force", action="store_true")
 
@@ -91,7 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _transcribe(args) -> int:
     from .audio import AudioError
-    from .pipeline import Transcriber
     from .writers import write_transcript
 
     transcriber = _transcriber(args)
@@ -123,6 +124,7 @@ def _transcriber(args):
         task=args.task, timestamps=args.timestamps or getattr(args, "format", None) in ("srt", "vtt"),
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, variant=args.variant,
         tokenizer_json=args.tokenizer_json, spinning=args.spinning, prepacking=args.prepacking, arena=args.arena,
+        mem_pattern=args.mem_pattern,
     )
 
 
@@ -149,9 +151,9 @@ def dispatch(args) -> int:
     if args.command == "export":
         return _export(args)
     if args.command == "optimize":
-        from .optimize import build_fused
+        from .optimize import build_merged
 
-        build_fused(args.onnx_dir, force=args.force, log=lambda m: print(m, file=sys.stderr))
+        build_merged(args.onnx_dir, force=args.force, log=lambda m: print(m, file=sys.stderr))
         return 0
     if args.command == "compare":
         from . import compare

@@ -13,7 +13,9 @@ ENCODER = "encoder_model.onnx"
 DECODER_FIRST = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 DECODER_MERGED = "decoder_model_merged.onnx"
-REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST, "config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
+CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
+REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST) + CONFIGS
+REQUIRED_MERGED = (ENCODER, DECODER_MERGED) + CONFIGS
 REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
 
 GRAPH_LEVELS = {
@@ -38,6 +40,7 @@ class SessionConfig:
     spinning: bool = True  # intra-op threads spin between ops (lower latency, more CPU)
     prepacking: bool = True  # MLAS repacks GEMM weights once (faster GEMMs, a second copy in memory)
     arena: bool = True  # the CPU memory arena (fewer allocations, holds on to peak memory)
+    mem_pattern: bool = True  # plan one block for all activations from the first run (faster, higher peak)
 
     def options(self) -> ort.SessionOptions:
         if self.graph_opt not in GRAPH_LEVELS:
@@ -52,6 +55,7 @@ class SessionConfig:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
         opts.add_session_config_entry("session.disable_prepacking", "0" if self.prepacking else "1")
         opts.enable_cpu_mem_arena = self.arena
+        opts.enable_mem_pattern = self.mem_pattern
         opts.log_severity_level = 3  # errors only: keep stderr readable
         return opts
 
@@ -97,17 +101,31 @@ def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
         raise ModelError(f"{path}: cannot be loaded by ONNX Runtime ({cause[:300]})") from None
 
 
+def uses_merged_decoder(folder: Path) -> bool:
+    """A folder without the two separate decoders runs its merged one (the `merged` variant)."""
+    return not (folder / DECODER_FIRST).is_file() and (folder / DECODER_MERGED).is_file()
+
+
 class WhisperSessions:
-    """Encoder, first-step decoder and decoder-with-past sessions over one model folder."""
+    """Encoder and decoder sessions over one model folder.
+
+    Two decoder sessions (decoder_model for the prompt, decoder_with_past for later steps)
+    or, in a folder that only has it, the merged decoder: one session, one copy of the
+    weights, its `use_cache_branch` input choosing the branch.
+    """
 
     def __init__(self, folder: str | Path, config: SessionConfig = SessionConfig()):
         self.folder = Path(folder)
-        self.configs = check_model_folder(self.folder)
+        self.merged = uses_merged_decoder(self.folder)
+        self.configs = check_model_folder(self.folder, REQUIRED_MERGED if self.merged else REQUIRED_FILES)
         self.config = config
         opts = config.options()
         self.encoder = _session(self.folder / ENCODER, opts)
-        self.decoder_first = _session(self.folder / DECODER_FIRST, opts)
-        self.decoder_with_past = _session(self.folder / DECODER_WITH_PAST, opts)
+        if self.merged:
+            self.decoder_first = self.decoder_with_past = _session(self.folder / DECODER_MERGED, opts)
+        else:
+            self.decoder_first = _session(self.folder / DECODER_FIRST, opts)
+            self.decoder_with_past = _session(self.folder / DECODER_WITH_PAST, opts)
         model_cfg = self.configs["config.json"]
         self.vocab_size = int(model_cfg["vocab_size"])
         self.n_layers = int(model_cfg["decoder_layers"])
@@ -126,12 +144,21 @@ class WhisperSessions:
         if not wanted <= have:
             raise ModelError(f"{self.folder / DECODER_WITH_PAST}: missing inputs {sorted(wanted - have)[:3]}...")
 
+    def _no_states(self, batch: int) -> np.ndarray:
+        # The cache branch reads cross K/V from the past; encoder states are an unused input.
+        return np.zeros((batch, 1, 512), dtype=np.float32)
+
     def encode(self, mel: np.ndarray) -> np.ndarray:
         return self.encoder.run(None, {"input_features": mel})[0]
 
     def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray):
         """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V)."""
-        outs = self.decoder_first.run(["logits"] + [f"present.{n}" for n in self.kv_names], {"input_ids": input_ids, "encoder_hidden_states": encoder_states})
+        feeds = {"input_ids": input_ids, "encoder_hidden_states": encoder_states}
+        if self.merged:  # the no-cache branch ignores the past; it only needs well-formed empty inputs
+            empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
+            feeds.update({f"past_key_values.{n}": empty for n in self.kv_names})
+            feeds["use_cache_branch"] = np.array([False])
+        outs = self.decoder_first.run(["logits"] + [f"present.{n}" for n in self.kv_names], feeds)
         kv = dict(zip(self.kv_names, outs[1:]))
         return outs[0][:, -1, :], [kv[n] for n in self._self_kv], [kv[n] for n in self._cross_kv]
 
@@ -140,5 +167,8 @@ class WhisperSessions:
         feeds = {"input_ids": input_ids}
         feeds.update({f"past_key_values.{n}": a for n, a in zip(self._self_kv, self_kv)})
         feeds.update({f"past_key_values.{n}": a for n, a in zip(self._cross_kv, cross_kv)})
+        if self.merged:
+            feeds["encoder_hidden_states"] = self._no_states(input_ids.shape[0])
+            feeds["use_cache_branch"] = np.array([True])
         outs = self.decoder_with_past.run(["logits"] + [f"present.{n}" for n in self._self_kv], feeds)
         return outs[0][:, -1, :], outs[1:]

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from .export import _swap_in, check_manifest, write_manifest
-from .model import DECODER_FIRST, DECODER_WITH_PAST, ENCODER
+from .model import DECODER_FIRST, DECODER_MERGED, DECODER_WITH_PAST, ENCODER
 
-VARIANTS = ("default", "fused")
+VARIANTS = ("default", "fused", "merged")
 _COPIED = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 
 
@@ -51,6 +51,86 @@ def build_fused(onnx_dir: str | Path = "whisper-base-with-past", force: bool = F
             fused = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
             log(f"{name}: {fused}")
             model.save_model_to_file(str(build / name))
+        for name in _COPIED:
+            shutil.copyfile(src / name, build / name)
+        write_manifest(build)
+        _swap_in(build, dst)
+    log(f"built {dst} in {time.perf_counter() - start:.0f} s")
+    return dst
+
+
+# ---------------------------------------------------------------- merged variant
+
+
+def _dedupe_output_projection(model) -> int:
+    """Point the output projection at the token embeddings (Whisper ties them).
+
+    The export stores proj_out as its own transposed copy (512 x 51865, 106 MB). We
+    replace each MatMul(h, W) with com.microsoft FusedMatMul(h, E, transB=1) when
+    W == E.T exactly, and drop W. Returns the number of bytes saved.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    embed = next((t for t in model.graph.initializer if "embed_tokens" in t.name), None)
+    if embed is None:
+        return 0
+    e = numpy_helper.to_array(embed)
+    candidates = [t for t in model.graph.initializer if list(t.dims) == [e.shape[1], e.shape[0]]]
+    saved = 0
+    for w in candidates:
+        if not np.array_equal(numpy_helper.to_array(w), e.T):
+            continue
+
+        def rewrite(graph):
+            for node in graph.node:
+                if node.op_type == "MatMul" and node.input[1] == w.name:
+                    new = helper.make_node("FusedMatMul", [node.input[0], embed.name], list(node.output), name=node.name + "_tied",
+                                           domain="com.microsoft", transA=0, transB=1, alpha=1.0)
+                    node.CopyFrom(new)
+                for attr in node.attribute:
+                    if attr.type == onnx.AttributeProto.GRAPH:
+                        rewrite(attr.g)
+
+        rewrite(model.graph)
+        model.graph.initializer.remove(inits[w.name])
+        saved += e.nbytes
+    if saved and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return saved
+
+
+def _save_external(model, path: Path) -> None:
+    """Weights in one side file: ONNX Runtime reads them without a second protobuf copy."""
+    import onnx
+
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=path.name + ".data", size_threshold=1024)
+
+
+def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = False, log=print) -> Path:
+    """Fused graphs, one merged decoder (one copy of its weights, tied projection), external data."""
+    import onnx
+    from optimum.onnx.graph_transformations import merge_decoders
+
+    src = Path(onnx_dir).resolve()
+    fused = build_fused(src, log=log)
+    dst = variant_dir(src, "merged")
+    if not force and dst.is_dir() and not check_manifest(dst, deep=False):
+        log(f"{dst}: valid (manifest matches), nothing to do")
+        return dst
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".optimize-", dir=src.parent) as tmp:
+        build = Path(tmp) / "merged"
+        build.mkdir()
+        _save_external(onnx.load(str(fused / ENCODER)), build / ENCODER)
+        merged = merge_decoders(str(fused / DECODER_FIRST), str(fused / DECODER_WITH_PAST), strict=False,
+                                save_path=str(Path(tmp) / "merged-raw.onnx"))
+        saved = _dedupe_output_projection(merged)
+        log(f"merged decoder: output projection tied to the embeddings ({saved / 1e6:.0f} MB saved)")
+        _save_external(merged, build / DECODER_MERGED)
         for name in _COPIED:
             shutil.copyfile(src / name, build / name)
         write_manifest(build)
