@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bad_audio import make_bad_corpus
 from conftest import JFK_TEXT, REPO
+
 from whisper_ort.cli import main
 
 CLI = [sys.executable, "-m", "whisper_ort.cli"]

@@ -103,7 +103,7 @@ def summary_table(summary: dict, records: list[Record]) -> str:
             lines.append(f"{name[:34]:34} {'':>6} {'':>8} {'':>6} {'':>6} {'':>7} {'':>4}  error: {recs[-1].error}")
             continue
 
-        def p50(attr):
+        def p50(attr, ok=ok):
             s = stats(getattr(r, attr) for r in ok)
             return s["p50"] if s else float("nan")
 
@@ -169,7 +169,7 @@ def run_bench(
         if done:
             log(f"resume: {len(done)} record(s) already done in {per_file}")
 
-    for i in range(warmup):
+    for _ in range(warmup):
         for path in paths:  # the first file that decodes warms the sessions
             if transcriber.transcribe_record(path).status == "ok":
                 break

@@ -310,8 +310,13 @@ def build_hf_folder(dest: Path, work: Path) -> None:
     """The FP32 HF folder (safetensors + configs + tokenizer + preprocessor)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperTokenizerFast
-    from transformers import GenerationConfig, WhisperFeatureExtractor
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
+    )
 
     assets = ct2_assets()
     ct2_config = json.loads(assets["config.json"].read_text())

@@ -84,7 +84,7 @@ def _dedupe_output_projection(model) -> int:
         if not np.array_equal(numpy_helper.to_array(w), e.T):
             continue
 
-        def rewrite(graph):
+        def rewrite(graph, w=w):
             for node in graph.node:
                 if node.op_type == "MatMul" and node.input[1] == w.name:
                     new = helper.make_node("FusedMatMul", [node.input[0], embed.name], list(node.output), name=node.name + "_tied",
@@ -92,7 +92,7 @@ def _dedupe_output_projection(model) -> int:
                     node.CopyFrom(new)
                 for attr in node.attribute:
                     if attr.type == onnx.AttributeProto.GRAPH:
-                        rewrite(attr.g)
+                        rewrite(attr.g, w)
 
         rewrite(model.graph)
         model.graph.initializer.remove(inits[w.name])
