@@ -53,6 +53,7 @@ study: setup notebooks report
 
 test: setup
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbval-lax notebooks/
 
 lint: $(STAMP)
 	$(BIN)/ruff check whisper_ort tests

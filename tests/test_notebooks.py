@@ -1,0 +1,102 @@
+"""The study's notebooks: committed clean, parameterized for papermill, and one really run with params/ci.yaml.
+
+`pytest --nbval-lax notebooks/` (make test) runs every notebook with its quick defaults;
+here the notebooks' shape is checked and latency_sweep is executed headlessly the way
+`make study` does it, into a temporary folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from whisper_ort import report, study
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+PARAMS = REPO / "params"
+ISSUE_PARAMETERS = {"audio_dir", "files", "threads", "repeats", "warmup", "max_new_tokens", "variant", "implementations"}
+
+
+def _read(name: str):
+    return nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+
+
+def test_every_notebook_is_there():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(study.NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", study.NOTEBOOKS)
+def test_notebook_is_committed_clean(name):
+    nb = _read(name)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name}.ipynb cell {i} has outputs: clear them before committing"
+            assert cell.execution_count is None, f"{name}.ipynb cell {i} has an execution count"
+    assert nb.metadata.kernelspec.name == study.KERNEL
+    assert nb.metadata.kernelspec.language == "python"
+
+
+@pytest.mark.parametrize("name", study.NOTEBOOKS)
+def test_one_parameters_cell_that_papermill_reads(name):
+    import papermill
+
+    nb = _read(name)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}.ipynb: {len(tagged)} cells tagged parameters"
+    assert tagged[0].cell_type == "code"
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    names = [line.split("=", 1)[0].strip() for line in tagged[0].source.splitlines() if "=" in line and not line.lstrip().startswith("#")]
+    assert sorted(declared) == sorted(names), "papermill skips a line it cannot parse (e.g. an '=' in a comment)"
+    # quick defaults (what nbval runs) write under results/benchmarks/ci/, never over the study's records
+    assert declared["bench_dir"]["default"].strip("'\"").startswith("results/benchmarks/ci")
+    assert declared["plots_dir"]["default"].strip("'\"").startswith("results/benchmarks/ci")
+
+
+def test_latency_sweep_declares_the_issue_parameters():
+    import papermill
+
+    assert ISSUE_PARAMETERS <= set(papermill.inspect_notebook(str(NOTEBOOKS / "latency_sweep.ipynb")))
+    assert "threads_list" in papermill.inspect_notebook(str(NOTEBOOKS / "thread_scaling.ipynb"))
+
+
+@pytest.mark.parametrize("params", ["ci.yaml", "default.yaml", "full.yaml"])
+def test_params_files_fit_the_notebooks(params):
+    data = study.load_params(PARAMS / params)
+    assert set(data) <= {"study", "common", *study.NOTEBOOKS}
+    for name in study.NOTEBOOKS:
+        values = study.notebook_parameters(NOTEBOOKS / f"{name}.ipynb", data)  # raises on an unknown name
+        assert "bench_dir" in values
+    if params == "ci.yaml":
+        assert data["common"]["repeats"] == 1 and data["common"]["warmup"] == 0
+        assert data["study"]["results_md"] != "RESULTS.md"  # a ci run never replaces the real one
+
+
+def test_unknown_parameter_is_an_error():
+    with pytest.raises(ValueError, match="unknown parameter"):
+        study.notebook_parameters(NOTEBOOKS / "latency_sweep.ipynb", {"latency_sweep": {"thread": 4}})
+
+
+@pytest.mark.slow
+def test_latency_sweep_runs_with_ci_params(tmp_path, audio_dir):
+    model = REPO / "whisper-base-with-past"
+    if not (model / "encoder_model.onnx").is_file():
+        pytest.skip(f"no model folder {model} (make model)")
+    params = study.notebook_parameters(NOTEBOOKS / "latency_sweep.ipynb", study.load_params(PARAMS / "ci.yaml"))
+    params.update(bench_dir=str(tmp_path / "benchmarks"), plots_dir=str(tmp_path / "plots"), audio_dir=str(audio_dir))
+    out = tmp_path / "latency_sweep.ipynb"
+    study.execute(NOTEBOOKS / "latency_sweep.ipynb", out, params, timeout=600)
+
+    assert out.is_file()
+    executed = nbformat.read(str(out), as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    records = report.load_records(tmp_path / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
+    assert records is not None and (records["status"] == "ok").all()
+    assert set(records["file"]) == {params["files"]}
+    for name in ("latency_per_file", "rtf_vs_duration", "latency_repeats"):
+        assert (tmp_path / "plots" / f"{name}.png").is_file() and (tmp_path / "plots" / f"{name}.svg").is_file()
