@@ -23,13 +23,14 @@ PACKAGES = ("whisper-ort", "onnxruntime", "numpy", "tokenizers", "soundfile", "a
 
 
 def find_audio_files(audio_dir: str | Path, pattern: str | None = None) -> list[Path]:
-    """Audio files of a folder (by extension), sorted; a glob narrows them by name."""
+    """Audio files of a folder (by extension), sorted; globs (comma-separated) narrow them by name."""
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise FileNotFoundError(f"{audio_dir}: audio folder not found")
     files = [p for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")]
-    if pattern:
-        files = [p for p in files if fnmatch.fnmatch(p.name, pattern)]
+    if pattern:  # one glob, or several separated by commas
+        globs = [g.strip() for g in pattern.split(",") if g.strip()]
+        files = [p for p in files if any(fnmatch.fnmatch(p.name, g) for g in globs)]
     return sorted(files, key=lambda p: p.name)
 
 

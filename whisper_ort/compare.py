@@ -748,6 +748,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--reference-out", default=REFERENCE_OUT)
 
 
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    """`whisper-ort reference`: hf_generate over a folder into --reference-out."""
+    parser.add_argument("--audio-dir", default="audio")
+    parser.add_argument("--files", default="*", help="glob on file names in --audio-dir")
+    parser.add_argument("--onnx-dir", default="whisper-base-with-past")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--language", default="en")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--reference-out", default=REFERENCE_OUT)
+
+
 def _container_label(n_cpus: int, memory_gb: float | None) -> str:
     return f"container_{n_cpus}c" + (f"{memory_gb:g}g" if memory_gb else "")
 
