@@ -209,6 +209,7 @@ def main_bench(args) -> int:
         write_txt=args.write_txt, tokenizer_json=args.tokenizer_json, batch_size=args.batch_size,
         variant=args.variant, resume=args.resume, progress=not args.no_progress,
         spinning=args.spinning, prepacking=args.prepacking, arena=args.arena, mem_pattern=args.mem_pattern,
+        shared_pool=args.shared_pool,
     )
     print(summary_table(summary, records))
     print(f"wrote {Path(args.output_dir) / 'inference_per_file.json'}, .csv and inference_summary.json")

@@ -22,12 +22,13 @@ from .records import write_atomic, write_json
 
 # (name, what changes, extra bench flags). The first is the baseline.
 LEVERS = [
-    ("baseline", "export as-is: 3 sessions, prepacking, arena, spinning", []),
+    ("baseline", "export as-is: 3 sessions, one shared thread pool, prepacking, arena", []),
+    ("per_session_pools", "a thread pool per session (ONNX Runtime's default)", ["--per-session-threads"]),
+    ("per_session_no_spin", "a pool per session, threads sleeping between ops", ["--per-session-threads", "--no-spinning"]),
     ("fused", "ORT transformer fusions (SkipLayerNorm, BiasGelu)", ["--variant", "fused"]),
     ("merged", "fused + one merged decoder, tied output projection, external weights", ["--variant", "merged"]),
     ("merged_noprepack", "merged, GEMM weights not prepacked", ["--variant", "merged", "--no-prepacking"]),
     ("merged_lowmem", "merged, no prepacking, no arena", ["--variant", "merged", "--no-prepacking", "--no-arena"]),
-    ("no_spinning", "baseline with intra-op threads sleeping between ops", ["--no-spinning"]),
     ("graph_basic", "baseline with graph optimization level basic", ["--graph-opt", "basic"]),
     ("threads_1", "baseline with 1 intra-op thread", ["--threads", "1"]),
 ]

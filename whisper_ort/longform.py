@@ -43,9 +43,16 @@ def windows(n_samples: int, chunk_s: float = CHUNK_S, stride_s: float | None = N
     return out
 
 
+# A file a few samples over 30 s (pyannote_dev00.wav is 480001 samples) would otherwise
+# cost a second window for less than one mel frame (160 samples) of audio.
+TAIL_TOLERANCE = 160
+
+
 def split(samples: np.ndarray, chunk_s: float = CHUNK_S) -> list[tuple[Window, np.ndarray]]:
     """Short audio is one window; longer audio the pipeline's strided windows."""
-    if len(samples) <= int(chunk_s * SAMPLE_RATE):
+    chunk = int(chunk_s * SAMPLE_RATE)
+    if len(samples) <= chunk + TAIL_TOLERANCE:
+        samples = samples[:chunk]
         return [(Window(0, len(samples), 0, 0), samples)]
     return [(w, samples[w.start : w.stop]) for w in windows(len(samples), chunk_s)]
 

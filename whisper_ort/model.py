@@ -41,15 +41,22 @@ class SessionConfig:
     prepacking: bool = True  # MLAS repacks GEMM weights once (faster GEMMs, a second copy in memory)
     arena: bool = True  # the CPU memory arena (fewer allocations, holds on to peak memory)
     mem_pattern: bool = True  # plan one block for all activations from the first run (faster, higher peak)
+    # One intra-op pool for all sessions of the process. With a pool per session, the encoder's
+    # threads go on spinning while the decoder runs and the two fight for the cores.
+    shared_pool: bool = True
 
     def options(self) -> ort.SessionOptions:
+        """Session options; the first call with shared_pool creates the process-wide pool."""
         if self.graph_opt not in GRAPH_LEVELS:
             raise ValueError(f"--graph-opt must be one of {', '.join(GRAPH_LEVELS)}")
         if self.execution_mode not in EXECUTION_MODES:
             raise ValueError(f"--execution-mode must be one of {', '.join(EXECUTION_MODES)}")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = self.inter_threads
+        if self.shared_pool and _shared_pool(self.threads, self.inter_threads):
+            opts.use_per_session_threads = False
+        else:
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = self.inter_threads
         opts.graph_optimization_level = GRAPH_LEVELS[self.graph_opt]
         opts.execution_mode = EXECUTION_MODES[self.execution_mode]
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
@@ -61,6 +68,23 @@ class SessionConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_POOL_SIZES: tuple[int, int] | None = None
+
+
+def _shared_pool(threads: int, inter_threads: int) -> bool:
+    """Create the process-wide pool once; True when a session can use it (same sizes)."""
+    global _POOL_SIZES
+    if _POOL_SIZES is None:
+        ort.set_default_logger_severity(3)
+        try:
+            ort.capi._pybind_state.set_global_thread_pool_sizes(threads, inter_threads)
+        except Exception:  # the environment already exists (another library made a session first)
+            _POOL_SIZES = (-1, -1)
+            return False
+        _POOL_SIZES = (threads, inter_threads)
+    return _POOL_SIZES == (threads, inter_threads)
 
 
 def check_model_folder(folder: str | Path, required=REQUIRED_FILES) -> dict:

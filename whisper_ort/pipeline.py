@@ -65,10 +65,12 @@ class Transcriber:
         prepacking: bool = True,
         arena: bool = True,
         mem_pattern: bool = True,
+        shared_pool: bool = True,
     ):
         self.model_dir = variant_dir(Path(model_dir), variant)
         self.session_config = SessionConfig(threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode,
-                                            spinning=spinning, prepacking=prepacking, arena=arena, mem_pattern=mem_pattern)
+                                            spinning=spinning, prepacking=prepacking, arena=arena, mem_pattern=mem_pattern,
+                                            shared_pool=shared_pool)
         t0 = time.perf_counter()
         self.sessions = WhisperSessions(self.model_dir, self.session_config)
         gen = self.sessions.configs["generation_config.json"]
