@@ -2,8 +2,9 @@
 
 `whisper-ort optimize` writes `whisper-base-with-past-fused/` beside the model folder
 (SkipLayerNormalization, BiasGelu, LayerNormalization fusions from
-`onnxruntime.transformers.optimizer` with the BART rules that fit Whisper), with the
-same configs and a manifest. `--variant fused` selects it in bench/transcribe/compare.
+`onnxruntime.transformers.optimizer` with the BART rules that fit Whisper, plus our own
+fusion of each encoder self-attention into one MultiHeadAttention node, which the BART
+rules do not recognise in the SDPA export), with the same configs and a manifest. `--variant fused` selects it in bench/transcribe/compare.
 The fused graphs are checked against the originals on real audio by the tests.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from .export import _swap_in, check_manifest, write_manifest
 from .model import DECODER_FIRST, DECODER_MERGED, DECODER_WITH_PAST, ENCODER
 
-VARIANTS = ("default", "fused", "merged")
+VARIANTS = ("default", "fused", "merged", "merged-tied")
 _COPIED = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 
 
@@ -49,6 +50,8 @@ def build_fused(onnx_dir: str | Path = "whisper-base-with-past", force: bool = F
             model = optimize_model(str(src / name), model_type="bart", num_heads=8, hidden_size=512,
                                    optimization_options=FusionOptions("bart"), opt_level=0, use_gpu=False)
             fused = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
+            if name == ENCODER:
+                fused["MultiHeadAttention"] = fuse_encoder_attention(model.model)
             log(f"{name}: {fused}")
             model.save_model_to_file(str(build / name))
         for name in _COPIED:
@@ -110,14 +113,19 @@ def _save_external(model, path: Path) -> None:
                     location=path.name + ".data", size_threshold=1024)
 
 
-def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = False, log=print) -> Path:
-    """Fused graphs, one merged decoder (one copy of its weights, tied projection), external data."""
+def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = False, log=print, tied: bool = False) -> Path:
+    """Fused graphs, one merged decoder (one copy of its weights), external data.
+
+    tied=True (variant merged-tied) also points the output projection at the embeddings:
+    106 MB less, but its FusedMatMul(transB) is not prepacked and costs ~1.3 ms per token
+    here, so it only pays with --no-prepacking, where memory is the goal.
+    """
     import onnx
     from optimum.onnx.graph_transformations import merge_decoders
 
     src = Path(onnx_dir).resolve()
-    fused = build_fused(src, log=log)
-    dst = variant_dir(src, "merged")
+    fused = build_fused(src, force=force, log=log)
+    dst = variant_dir(src, "merged-tied" if tied else "merged")
     if not force and dst.is_dir() and not check_manifest(dst, deep=False):
         log(f"{dst}: valid (manifest matches), nothing to do")
         return dst
@@ -128,8 +136,9 @@ def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = 
         _save_external(onnx.load(str(fused / ENCODER)), build / ENCODER)
         merged = merge_decoders(str(fused / DECODER_FIRST), str(fused / DECODER_WITH_PAST), strict=False,
                                 save_path=str(Path(tmp) / "merged-raw.onnx"))
-        saved = _dedupe_output_projection(merged)
-        log(f"merged decoder: output projection tied to the embeddings ({saved / 1e6:.0f} MB saved)")
+        if tied:
+            saved = _dedupe_output_projection(merged)
+            log(f"merged decoder: output projection tied to the embeddings ({saved / 1e6:.0f} MB saved)")
         _save_external(merged, build / DECODER_MERGED)
         for name in _COPIED:
             shutil.copyfile(src / name, build / name)
@@ -137,3 +146,73 @@ def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = 
         _swap_in(build, dst)
     log(f"built {dst} in {time.perf_counter() - start:.0f} s")
     return dst
+
+
+# ---------------------------------------------------------------- encoder attention
+
+
+def _prune(graph) -> None:
+    """Drop nodes whose outputs nothing uses (after a rewrite left them dangling)."""
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(list(graph.node)):
+        if any(out in needed for out in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+    keep.reverse()
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {i for n in graph.node for i in n.input}
+    for init in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(init)
+
+
+def fuse_encoder_attention(model, num_heads: int = 8) -> int:
+    """Replace each encoder self-attention (the SDPA export's Reshape/Transpose/Mul/MatMul/
+    Softmax/MatMul chain) with one com.microsoft MultiHeadAttention node.
+
+    MultiHeadAttention takes the projected q (with bias, unscaled), k and v as (B, S, 512)
+    and the softmax scale; the export splits that scale over three Mul nodes, whose
+    constants we multiply. Returns the number of layers fused.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    by_name = {n.name: n for n in model.graph.node}
+    produced = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name: t for t in model.graph.initializer}
+
+    def const(name: str) -> float:
+        node = produced.get(name)
+        if node is not None and node.op_type == "Constant":
+            return float(numpy_helper.to_array(node.attribute[0].t))
+        return float(numpy_helper.to_array(inits[name]))
+
+    fused = 0
+    for layer in range(64):
+        p = f"/layers.{layer}/self_attn"
+        names = ["q_proj/Add", "k_proj/MatMul", "v_proj/Add", "Mul", "Mul_1", "Mul_2", "Softmax", "out_proj/MatMul", "Reshape_3"]
+        nodes = {k: by_name.get(f"{p}/{k}") for k in names}
+        if any(v is None for v in nodes.values()):
+            break
+        if nodes["out_proj/MatMul"].input[0] != nodes["Reshape_3"].output[0]:
+            raise ValueError(f"{p}: unexpected attention layout, not fused")
+        scale = 1.0
+        for k in ("Mul", "Mul_1", "Mul_2"):
+            scale *= const(nodes[k].input[1])
+        out = f"{p}/MultiHeadAttention_output_0"
+        mha = helper.make_node(
+            "MultiHeadAttention",
+            [nodes["q_proj/Add"].output[0], nodes["k_proj/MatMul"].output[0], nodes["v_proj/Add"].output[0]],
+            [out], name=f"{p}/MultiHeadAttention", domain="com.microsoft", num_heads=num_heads, scale=float(np.float32(scale)),
+        )
+        # Insert right before the output projection so the graph stays topologically sorted.
+        index = list(model.graph.node).index(nodes["out_proj/MatMul"])
+        model.graph.node.insert(index, mha)
+        nodes["out_proj/MatMul"].input[0] = out
+        fused += 1
+    if fused:
+        _prune(model.graph)
+        if not any(o.domain == "com.microsoft" for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return fused
