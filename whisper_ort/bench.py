@@ -132,7 +132,7 @@ def run_bench(
     write_txt: bool = False,
     tokenizer_json: str | None = None,
     batch_size: int = 1,
-    variant: str = "default",
+    variant: str = "auto",
     resume: bool = False,
     progress: bool = True,
     log=None,
@@ -179,7 +179,7 @@ def run_bench(
         summary = summarize(
             records,
             environment({"threads": threads, "transcriber": transcriber.settings(), "model_sha256": model_hash(onnx_dir)}),
-            implementation="whisper_ort", variant=variant, warmup=warmup, repeats=repeats, audio_dir=str(audio_dir),
+            implementation="whisper_ort", variant=transcriber.variant, warmup=warmup, repeats=repeats, audio_dir=str(audio_dir),
         )
         write_records(out_dir, records)
         write_json(out_dir / "inference_summary.json", summary)

@@ -32,8 +32,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
     p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
-    p.add_argument("--variant", default="default", choices=["default", "fused", "merged", "merged-tied"],
-                   help="model variant: default = the export; fused = ORT transformer fusions; merged = fused + one merged decoder; merged-tied = merged with the output projection tied to the embeddings (whisper-ort optimize)")
+    p.add_argument("--variant", default="auto", choices=["auto", "default", "fused", "merged", "merged-tied"],
+                   help="model variant: auto = merged when built, else the export; default = the export; fused = ORT transformer fusions; merged = fused + one merged decoder; merged-tied = merged with the output projection tied to the embeddings (whisper-ort optimize)")
 
 
 def build_parser() -> argparse.ArgumentParser:

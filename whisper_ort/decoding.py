@@ -40,6 +40,7 @@ class DecodeResult:
     flags: list[str] = field(default_factory=list)
     t_decoder_first: float = 0.0
     t_decoder_loop: float = 0.0
+    t_loop_in_ort: float = 0.0  # of t_decoder_loop, the time inside session.run
     n_steps: int = 0
 
 
@@ -166,6 +167,7 @@ class GreedyDecoder:
         flags: list[list[str]] = [[] for _ in range(batch)]
         active = np.arange(batch)  # rows still decoding, in the order of the K/V rows
         steps = 0
+        in_ort0 = self.sessions.t_step_run
         t1 = time.perf_counter()
         while True:
             live = [tokens[r] for r in active]
@@ -199,6 +201,7 @@ class GreedyDecoder:
             logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv)
             steps += 1
         t_loop = time.perf_counter() - t1
+        t_in_ort = self.sessions.t_step_run - in_ort0
 
         results = []
         for row in range(batch):
@@ -212,6 +215,7 @@ class GreedyDecoder:
                     flags=flags[row],
                     t_decoder_first=t_first / batch,
                     t_decoder_loop=t_loop / batch,
+                    t_loop_in_ort=t_in_ort / batch,
                     n_steps=steps,
                 )
             )

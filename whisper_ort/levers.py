@@ -22,16 +22,16 @@ from .records import write_atomic, write_json
 
 # (name, what changes, extra bench flags). The first is the baseline.
 LEVERS = [
-    ("baseline", "export as-is: 3 sessions, one shared thread pool, prepacking, arena", []),
-    ("per_session_pools", "a thread pool per session (ONNX Runtime's default)", ["--per-session-threads"]),
-    ("per_session_no_spin", "a pool per session, threads sleeping between ops", ["--per-session-threads", "--no-spinning"]),
+    ("baseline", "export as-is: 3 sessions, one shared thread pool, prepacking, arena", ["--variant", "default"]),
+    ("per_session_pools", "a thread pool per session (ONNX Runtime's default)", ["--variant", "default", "--per-session-threads"]),
+    ("per_session_no_spin", "a pool per session, threads sleeping between ops", ["--variant", "default", "--per-session-threads", "--no-spinning"]),
     ("fused", "ORT transformer fusions (SkipLayerNorm, BiasGelu)", ["--variant", "fused"]),
     ("merged", "fused + one merged decoder session (one copy of its weights), external weights", ["--variant", "merged"]),
     ("merged_tied", "merged + output projection tied to the embeddings (FusedMatMul transB)", ["--variant", "merged-tied"]),
     ("merged_noprepack", "merged, GEMM weights not prepacked", ["--variant", "merged", "--no-prepacking"]),
     ("tied_lowmem", "merged-tied, no prepacking, no arena", ["--variant", "merged-tied", "--no-prepacking", "--no-arena"]),
-    ("graph_basic", "baseline with graph optimization level basic", ["--graph-opt", "basic"]),
-    ("threads_1", "baseline with 1 intra-op thread", ["--threads", "1"]),
+    ("graph_basic", "baseline with graph optimization level basic", ["--variant", "default", "--graph-opt", "basic"]),
+    ("threads_1", "baseline with 1 intra-op thread", ["--variant", "default", "--threads", "1"]),
 ]
 
 

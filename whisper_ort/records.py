@@ -39,6 +39,7 @@ class Record:
     rtf: float | None = None
     ms_per_token: float | None = None
     n_windows: int | None = None
+    loop_overhead_pct: float | None = None  # % of the decoder loop spent outside ONNX Runtime
     flags: list[str] = field(default_factory=list)  # e.g. "repetition", "max_new_tokens"
     status: str = "ok"
     error: str | None = None
@@ -95,6 +96,7 @@ def summarize(records: list[Record], environment: dict | None = None, **extra) -
         "t_total_s": stats(r.t_total for r in ok),
         "rtf": stats(r.rtf for r in ok),
         "ms_per_token": stats(r.ms_per_token for r in ok),
+        "loop_overhead_pct": stats(r.loop_overhead_pct for r in ok),
         "stages_p50_s": {
             name: (stats(getattr(r, name) for r in ok) or {}).get("p50")
             for name in ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_detokenize")

@@ -1179,6 +1179,17 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
     else:
         out.append(missing("compare records (results/benchmarks/compare/records.json)", "whisper-ort compare"))
 
+    # performance levers (python -m whisper_ort.levers)
+    out += ["", "## Performance levers", ""]
+    levers_md = Path(resolve(results_dir)) / "benchmarks" / "levers" / "levers.md"
+    if levers_md.is_file():
+        out.append("Each lever on and off, each setting in a fresh `whisper-ort bench` process, rounds interleaved "
+                   "(`python -m whisper_ort.levers`); ratio = warm total / baseline of the same run; peak RSS from `wait4` "
+                   "of that process (its whole life: load, warmup, repeats); same text = transcripts equal to the baseline's.")
+        out += ["", levers_md.read_text().strip()]
+    else:
+        out.append(missing("levers records (results/benchmarks/levers/levers.md)", "python -m whisper_ort.levers"))
+
     # fidelity
     out += ["", "## Fidelity", ""]
     all_texts = gather_texts(paths)

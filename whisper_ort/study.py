@@ -69,7 +69,7 @@ def run_command(args: list[str], timeout: float | None = None, echo: bool = True
     return proc
 
 
-def bench(output_dir, audio_dir="audio", files=None, threads=2, repeats=1, warmup=1, max_new_tokens=128, variant="default", onnx_dir="whisper-base-with-past", resume=False, timeout=None):
+def bench(output_dir, audio_dir="audio", files=None, threads=2, repeats=1, warmup=1, max_new_tokens=128, variant="auto", onnx_dir="whisper-base-with-past", resume=False, timeout=None):
     """`whisper-ort bench` in a fresh process; returns (records DataFrame, summary)."""
     args = [*cli(), "bench", "--audio-dir", rel_path(audio_dir), "--onnx-dir", rel_path(onnx_dir), "--output-dir", rel_path(output_dir),
             "--threads", str(int(threads)), "--repeats", str(int(repeats)), "--warmup", str(int(warmup)),
@@ -152,7 +152,7 @@ def reference(out="results/reference/inference_per_file.json", audio_dir="audio"
     return load_records(resolve(out))
 
 
-def run_latency(implementations=(NATIVE,), bench_dir="results/benchmarks", audio_dir="audio", files=None, threads=2, repeats=3, warmup=1, max_new_tokens=128, variant="default", onnx_dir="whisper-base-with-past"):
+def run_latency(implementations=(NATIVE,), bench_dir="results/benchmarks", audio_dir="audio", files=None, threads=2, repeats=3, warmup=1, max_new_tokens=128, variant="auto", onnx_dir="whisper-base-with-past"):
     """The latency sweep: whisper_ort through `whisper-ort bench` into
     <bench_dir>/latency/whisper_ort/, any other implementation through `whisper-ort
     compare` into <bench_dir>/latency/<implementation>/. Returns all records, one DataFrame."""
@@ -175,7 +175,7 @@ def run_latency(implementations=(NATIVE,), bench_dir="results/benchmarks", audio
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
-def run_thread_scaling(threads_list=(1, 2), bench_dir="results/benchmarks", audio_dir="audio", files=None, repeats=3, warmup=1, max_new_tokens=128, variant="default", onnx_dir="whisper-base-with-past", interleave=True):
+def run_thread_scaling(threads_list=(1, 2), bench_dir="results/benchmarks", audio_dir="audio", files=None, repeats=3, warmup=1, max_new_tokens=128, variant="auto", onnx_dir="whisper-base-with-past", interleave=True):
     """One fresh `whisper-ort bench --threads N` process per thread count into
     <bench_dir>/threads/<N>/. With interleave=True the repeats go round by round
     (1, 2, 4, 1, 2, 4, ...: one process per setting and round, `--resume` keeping the
