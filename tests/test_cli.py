@@ -131,7 +131,8 @@ def test_generation_config_and_tokenizer_faults(tmp_path, model_dir, audio_dir):
 
 def test_transcribe_writes_formats(tmp_path, audio_dir, model_dir, capsys):
     for fmt in ("txt", "srt", "vtt", "json"):
-        assert main(["transcribe", str(audio_dir / "jfk.flac"), "--onnx-dir", str(model_dir), "--format", fmt, "--output-dir", str(tmp_path)]) == 0
+        # --per-session-threads: a process-wide ORT pool would bind every later session of this pytest process
+        assert main(["transcribe", str(audio_dir / "jfk.flac"), "--onnx-dir", str(model_dir), "--format", fmt, "--output-dir", str(tmp_path), "--per-session-threads"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == JFK_TEXT
     assert (tmp_path / "jfk.flac.txt").read_text().strip() == JFK_TEXT
     srt = (tmp_path / "jfk.flac.srt").read_text()

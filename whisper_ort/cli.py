@@ -26,7 +26,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-prepacking", dest="prepacking", action="store_false", help="keep GEMM weights unpacked (less memory)")
     p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
     p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", help="no preplanned activation block")
-    p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help="a thread pool per session (the ORT default)")
+    p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help="a thread pool per session (ONNX Runtime's default; the CLI shares one pool)")
     p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")

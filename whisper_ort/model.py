@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,8 +44,10 @@ class SessionConfig:
     arena: bool = True  # the CPU memory arena (fewer allocations, holds on to peak memory)
     mem_pattern: bool = True  # plan one block for all activations from the first run (faster, higher peak)
     # One intra-op pool for all sessions of the process. With a pool per session, the encoder's
-    # threads go on spinning while the decoder runs and the two fight for the cores.
-    shared_pool: bool = True
+    # threads go on spinning while the decoder runs and the two fight for the cores. Off by
+    # default in the library: once ONNX Runtime has a global pool, *every* session of the
+    # process must use it, other libraries' included. The CLI turns it on.
+    shared_pool: bool = False
 
     def options(self) -> ort.SessionOptions:
         """Session options; the first call with shared_pool creates the process-wide pool."""
@@ -53,8 +56,8 @@ class SessionConfig:
         if self.execution_mode not in EXECUTION_MODES:
             raise ValueError(f"--execution-mode must be one of {', '.join(EXECUTION_MODES)}")
         opts = ort.SessionOptions()
-        if self.shared_pool and _shared_pool(self.threads, self.inter_threads):
-            opts.use_per_session_threads = False
+        if (self.shared_pool and _shared_pool(self.threads, self.inter_threads)) or _POOL_SIZES is not None:
+            opts.use_per_session_threads = False  # ONNX Runtime's rule once the global pool exists
         else:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = self.inter_threads
@@ -68,24 +71,30 @@ class SessionConfig:
         return opts
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "process_pool": pool_threads()}
 
 
 _POOL_SIZES: tuple[int, int] | None = None
 
 
 def _shared_pool(threads: int, inter_threads: int) -> bool:
-    """Create the process-wide pool once; True when a session can use it (same sizes)."""
+    """Create the process-wide pool once; False when ONNX Runtime was already set up without it."""
     global _POOL_SIZES
     if _POOL_SIZES is None:
         ort.set_default_logger_severity(3)
         try:
             ort.capi._pybind_state.set_global_thread_pool_sizes(threads, inter_threads)
-        except Exception:  # the environment already exists (another library made a session first)
-            _POOL_SIZES = (-1, -1)
+        except Exception:  # the environment already exists (a session was made first): per-session pools
             return False
         _POOL_SIZES = (threads, inter_threads)
-    return _POOL_SIZES == (threads, inter_threads)
+    elif _POOL_SIZES != (threads, inter_threads):
+        print(f"whisper-ort: the process-wide thread pool has {_POOL_SIZES[0]} threads; {threads} asked for", file=sys.stderr)
+    return True
+
+
+def pool_threads() -> tuple[int, int] | None:
+    """(intra, inter) of the process-wide pool, None while there is none."""
+    return _POOL_SIZES
 
 
 def check_model_folder(folder: str | Path, required=REQUIRED_FILES) -> dict:

@@ -66,7 +66,7 @@ class Transcriber:
         prepacking: bool = True,
         arena: bool = True,
         mem_pattern: bool = True,
-        shared_pool: bool = True,
+        shared_pool: bool = False,
     ):
         variant = resolve_variant(model_dir, variant)
         self.model_dir = variant_dir(Path(model_dir), variant)

@@ -22,7 +22,8 @@ class WhisperOrtPeer(Peer):
     def _load(self) -> None:
         from ..pipeline import Transcriber  # imported here: the registry must not need it
 
-        wanted = {"threads": self.threads, "language": self.language, "task": self.task, "max_new_tokens": self.max_new_tokens}
+        # shared_pool: as the CLI runs it (this worker process holds no other ONNX Runtime session).
+        wanted = {"threads": self.threads, "language": self.language, "task": self.task, "max_new_tokens": self.max_new_tokens, "shared_pool": True}
         try:
             params = inspect.signature(Transcriber).parameters
             takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
