@@ -66,10 +66,14 @@ def test_latency_sweep_declares_the_issue_parameters():
 @pytest.mark.parametrize("params", ["ci.yaml", "default.yaml", "full.yaml"])
 def test_params_files_fit_the_notebooks(params):
     data = study.load_params(PARAMS / params)
-    assert set(data) <= {"study", "common", *study.NOTEBOOKS}
+    assert set(data) <= {"study", "common", "levers", *study.NOTEBOOKS}
     for name in study.NOTEBOOKS:
         values = study.notebook_parameters(NOTEBOOKS / f"{name}.ipynb", data)  # raises on an unknown name
         assert "bench_dir" in values
+    if "levers" in data:
+        from whisper_ort.levers import run_levers
+
+        assert set(data["levers"]) <= set(run_levers.__code__.co_varnames[: run_levers.__code__.co_argcount])
     if params == "ci.yaml":
         assert data["common"]["repeats"] == 1 and data["common"]["warmup"] == 0
         assert data["study"]["results_md"] != "RESULTS.md"  # a ci run never replaces the real one

@@ -287,6 +287,15 @@ def run_study(params_path="params/default.yaml", notebooks=NOTEBOOKS, output_dir
         ran.append(entry)
         if status and not keep_going:
             break
+    levers = params.get("levers")
+    if levers and not status:
+        # Each performance lever in fresh processes (python -m whisper_ort.levers): a table in RESULTS.md.
+        from .levers import run_levers
+
+        print(f"[study] levers: {levers}", flush=True)
+        run_levers(audio_dir=common.get("audio_dir", "audio"), onnx_dir=common.get("onnx_dir", "whisper-base-with-past"),
+                   output_dir=str(paths.bench_dir / "levers"),
+                   threads=common.get("threads", 2), log=lambda m: print(f"[study] {m}", flush=True), **levers)
     env = environment()
     write_json(paths.study_json, {"params": rel_path(params_path), "kernel": kernel, "date_utc": env["date_utc"], "notebooks": ran, "environment": env})
     if report:
