@@ -1190,6 +1190,13 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
     else:
         out.append(missing("levers records (results/benchmarks/levers/levers.md)", "python -m whisper_ort.levers"))
 
+    # long audio (python -m whisper_ort.longbench)
+    long_md = Path(resolve(results_dir)) / "benchmarks" / "longform" / "longform.md"
+    if long_md.is_file():
+        out += ["", "## Long audio throughput", "", "`python -m whisper_ort.longbench`: windows batched through the encoder and the decoder "
+                "(per-row K/V, finished rows drop out) against the unbatched path and faster-whisper's sequential transcription, each in its own process.",
+                "", long_md.read_text().strip()]
+
     # fidelity
     out += ["", "## Fidelity", ""]
     all_texts = gather_texts(paths)
