@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--audio-dir", default="audio")
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--output-dir", default="results/benchmarks/longform")
     a = p.parse_args(argv)
