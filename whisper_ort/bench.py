@@ -175,10 +175,13 @@ def run_bench(
             if transcriber.transcribe_record(path).status == "ok":
                 break
 
+    # The environment does not change during a run: read it once, not after every file.
+    env = environment({"threads": threads, "transcriber": transcriber.settings(), "model_sha256": model_hash(transcriber.model_dir)})
+
     def write_all():
         summary = summarize(
             records,
-            environment({"threads": threads, "transcriber": transcriber.settings(), "model_sha256": model_hash(onnx_dir)}),
+            env,
             implementation="whisper_ort", variant=transcriber.variant, warmup=warmup, repeats=repeats, audio_dir=str(audio_dir),
         )
         write_records(out_dir, records)

@@ -168,6 +168,12 @@ class WhisperSessions:
         self.kv_names = [f"{layer}.{kind}.{kv}" for layer in range(self.n_layers) for kind in ("decoder", "encoder") for kv in ("key", "value")]
         self._self_kv = [n for n in self.kv_names if ".decoder." in n]
         self._cross_kv = [n for n in self.kv_names if ".encoder." in n]
+        # Feed and fetch names, built once: the step below runs once per token.
+        self._first_outputs = ["logits"] + [f"present.{n}" for n in self.kv_names]
+        self._step_outputs = ["logits"] + [f"present.{n}" for n in self._self_kv]
+        self._past_self = [f"past_key_values.{n}" for n in self._self_kv]
+        self._past_cross = [f"past_key_values.{n}" for n in self._cross_kv]
+        self._merged_step_feeds: dict[int, dict] = {}  # batch size -> the merged decoder's constant inputs
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -179,9 +185,14 @@ class WhisperSessions:
         if not wanted <= have:
             raise ModelError(f"{self.folder / DECODER_WITH_PAST}: missing inputs {sorted(wanted - have)[:3]}...")
 
-    def _no_states(self, batch: int) -> np.ndarray:
-        # The cache branch reads cross K/V from the past; encoder states are an unused input.
-        return np.zeros((batch, 1, 512), dtype=np.float32)
+    def _merged_step_constants(self, batch: int) -> dict:
+        """The cache branch reads cross K/V from the past; encoder states are an unused input."""
+        if batch not in self._merged_step_feeds:
+            self._merged_step_feeds[batch] = {
+                "encoder_hidden_states": np.zeros((batch, 1, 512), dtype=np.float32),
+                "use_cache_branch": np.array([True]),
+            }
+        return self._merged_step_feeds[batch]
 
     def encode(self, mel: np.ndarray) -> np.ndarray:
         return self.encoder.run(None, {"input_features": mel})[0]
@@ -193,19 +204,18 @@ class WhisperSessions:
             empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
             feeds.update({f"past_key_values.{n}": empty for n in self.kv_names})
             feeds["use_cache_branch"] = np.array([False])
-        outs = self.decoder_first.run(["logits"] + [f"present.{n}" for n in self.kv_names], feeds)
+        outs = self.decoder_first.run(self._first_outputs, feeds)
         kv = dict(zip(self.kv_names, outs[1:]))
         return outs[0][:, -1, :], [kv[n] for n in self._self_kv], [kv[n] for n in self._cross_kv]
 
     def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list):
         """One token per row through decoder_with_past_model.onnx: (logits, new self K/V)."""
         feeds = {"input_ids": input_ids}
-        feeds.update({f"past_key_values.{n}": a for n, a in zip(self._self_kv, self_kv)})
-        feeds.update({f"past_key_values.{n}": a for n, a in zip(self._cross_kv, cross_kv)})
+        feeds.update(zip(self._past_self, self_kv))
+        feeds.update(zip(self._past_cross, cross_kv))
         if self.merged:
-            feeds["encoder_hidden_states"] = self._no_states(input_ids.shape[0])
-            feeds["use_cache_branch"] = np.array([True])
+            feeds.update(self._merged_step_constants(input_ids.shape[0]))
         start = time.perf_counter()
-        outs = self.decoder_with_past.run(["logits"] + [f"present.{n}" for n in self._self_kv], feeds)
+        outs = self.decoder_with_past.run(self._step_outputs, feeds)
         self.t_step_run += time.perf_counter() - start  # time inside ONNX Runtime, for the overhead figure
         return outs[0][:, -1, :], outs[1:]
