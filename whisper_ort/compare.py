@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
-import hashlib
 import io
 import json
 import os
@@ -50,7 +49,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 from . import wer as wer_mod
@@ -85,14 +83,8 @@ def list_audio(audio_dir: str | Path, pattern: str = "*") -> list[Path]:
 
 def environment(onnx_dir: str | Path) -> dict:
     """CPU, memory, OS, Python, package versions and the model folder's identity."""
-    cpu_model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from .bench import cpu_model, model_hash, package_versions
+
     mem_total = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -100,24 +92,18 @@ def environment(onnx_dir: str | Path) -> dict:
                 mem_total = round(int(line.split()[1]) * 1024 / 1e9, 2)
     except OSError:
         pass
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = package_versions(PACKAGES)
     onnx_dir = Path(onnx_dir).resolve()
-    manifest = onnx_dir / "whisper_ort_manifest.json"
     return {
-        "cpu_model": cpu_model,
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_allowed": sorted(os.sched_getaffinity(0)),
         "memory_total_gb": mem_total,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "packages": versions,
+        "packages": {name: versions.get(name) for name in PACKAGES},
         "model_folder": str(onnx_dir),
-        "model_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None,
+        "model_manifest_sha256": model_hash(onnx_dir),
     }
 
 

@@ -40,14 +40,29 @@ def variant_dir(onnx_dir: str | Path, variant: str = "default") -> Path:
     return onnx_dir.with_name(f"{onnx_dir.name}-{variant}")
 
 
+def _is_built(dst: Path, force: bool, log) -> bool:
+    if not force and dst.is_dir() and not check_manifest(dst, deep=False):
+        log(f"{dst}: valid (manifest matches), nothing to do")
+        return True
+    return False
+
+
+def _finish(src: Path, build: Path, dst: Path, start: float, log) -> None:
+    """Configs beside the graphs, the manifest, then the rename that makes the folder appear."""
+    for name in _COPIED:
+        shutil.copyfile(src / name, build / name)
+    write_manifest(build)
+    _swap_in(build, dst)
+    log(f"built {dst} in {time.perf_counter() - start:.0f} s")
+
+
 def build_fused(onnx_dir: str | Path = "whisper-base-with-past", force: bool = False, log=print) -> Path:
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     src = Path(onnx_dir).resolve()
     dst = variant_dir(src, "fused")
-    if not force and dst.is_dir() and not check_manifest(dst, deep=False):
-        log(f"{dst}: valid (manifest matches), nothing to do")
+    if _is_built(dst, force, log):
         return dst
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".optimize-", dir=src.parent) as tmp:
@@ -62,11 +77,7 @@ def build_fused(onnx_dir: str | Path = "whisper-base-with-past", force: bool = F
                 fused["MultiHeadAttention"] = fuse_encoder_attention(model.model)
             log(f"{name}: {fused}")
             model.save_model_to_file(str(build / name))
-        for name in _COPIED:
-            shutil.copyfile(src / name, build / name)
-        write_manifest(build)
-        _swap_in(build, dst)
-    log(f"built {dst} in {time.perf_counter() - start:.0f} s")
+        _finish(src, build, dst, start, log)
     return dst
 
 
@@ -134,8 +145,7 @@ def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = 
     src = Path(onnx_dir).resolve()
     fused = build_fused(src, force=force, log=log)
     dst = variant_dir(src, "merged-tied" if tied else "merged")
-    if not force and dst.is_dir() and not check_manifest(dst, deep=False):
-        log(f"{dst}: valid (manifest matches), nothing to do")
+    if _is_built(dst, force, log):
         return dst
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".optimize-", dir=src.parent) as tmp:
@@ -148,11 +158,7 @@ def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = 
             saved = _dedupe_output_projection(merged)
             log(f"merged decoder: output projection tied to the embeddings ({saved / 1e6:.0f} MB saved)")
         _save_external(merged, build / DECODER_MERGED)
-        for name in _COPIED:
-            shutil.copyfile(src / name, build / name)
-        write_manifest(build)
-        _swap_in(build, dst)
-    log(f"built {dst} in {time.perf_counter() - start:.0f} s")
+        _finish(src, build, dst, start, log)
     return dst
 
 

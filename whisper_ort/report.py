@@ -708,6 +708,20 @@ def plot_thread_scaling(scaling: pd.DataFrame, plots_dir, name="thread_scaling",
     return save(fig, plots_dir, name)
 
 
+def _stacked_stage_bars(ax, frame, height: float, fontsize: int) -> None:
+    """One horizontal bar per row of frame, stacked by stage p50 (s), its total written at the end."""
+    left = np.zeros(len(frame))
+    for stage in (*STAGES, "t_other"):
+        values = frame[f"{stage}_p50"].fillna(0).to_numpy()
+        if not values.any():
+            continue
+        ax.barh(range(len(frame)), values, left=left, color=STAGE_COLORS[stage], label=STAGE_LABELS[stage], height=height)
+        left += values
+    for i, total in enumerate(frame["t_total_p50"]):
+        ax.annotate(f"{total:.2f} s", (left[i], i), textcoords="offset points", xytext=(4, 0), va="center", fontsize=fontsize)
+    ax.set_xlim(0, left.max() * 1.12)
+
+
 def plot_stage_breakdown(df: pd.DataFrame, plots_dir, name="stage_breakdown", note: str = "") -> dict | None:
     """Stacked horizontal bars: each file's p50 time per stage (s)."""
     ok = _ok(df)
@@ -716,16 +730,7 @@ def plot_stage_breakdown(df: pd.DataFrame, plots_dir, name="stage_breakdown", no
         return None
     pf = pf.sort_values(["duration_s", "file"]).reset_index(drop=True)
     fig, ax = _figure(10, max(2.8, 1.5 + 0.42 * len(pf)))
-    left = np.zeros(len(pf))
-    for stage in (*STAGES, "t_other"):
-        values = pf[f"{stage}_p50"].fillna(0).to_numpy()
-        if not values.any():
-            continue
-        ax.barh(range(len(pf)), values, left=left, color=STAGE_COLORS[stage], label=STAGE_LABELS[stage], height=0.7)
-        left += values
-    for i, total in enumerate(pf["t_total_p50"]):
-        ax.annotate(f"{total:.2f} s", (left[i], i), textcoords="offset points", xytext=(4, 0), va="center", fontsize=7)
-    ax.set_xlim(0, left.max() * 1.12)
+    _stacked_stage_bars(ax, pf, height=0.7, fontsize=7)
     ax.set_yticks(range(len(pf)), [f"{r.file}\n{r.duration_s:.1f} s audio, {r.n_tokens} tokens" for r in pf.itertuples()], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("time, p50 over repeats (s)")
@@ -849,16 +854,7 @@ def plot_peers_stages(df: pd.DataFrame, plots_dir, name="peers_stages", note: st
     impls = sorted(pf["implementation"].unique(), key=impl_sort_key)
     means = pf.groupby("implementation")[[f"{s}_p50" for s in STAGES] + ["t_other_p50", "t_total_p50"]].mean().reindex(impls)
     fig, ax = _figure(10, max(2.8, 1.5 + 0.5 * len(impls)))
-    left = np.zeros(len(impls))
-    for stage in (*STAGES, "t_other"):
-        values = means[f"{stage}_p50"].fillna(0).to_numpy()
-        if not values.any():
-            continue
-        ax.barh(range(len(impls)), values, left=left, color=STAGE_COLORS[stage], label=STAGE_LABELS[stage], height=0.65)
-        left += values
-    for i, total in enumerate(means["t_total_p50"]):
-        ax.annotate(f"{total:.2f} s", (left[i], i), textcoords="offset points", xytext=(4, 0), va="center", fontsize=8)
-    ax.set_xlim(0, left.max() * 1.12)
+    _stacked_stage_bars(ax, means, height=0.65, fontsize=8)
     ax.set_yticks(range(len(impls)), impls)
     ax.invert_yaxis()
     ax.set_xlabel(f"time per file, mean over {pf['file'].nunique()} file(s) of each file's p50 (s)")

@@ -74,6 +74,23 @@ def n_windows(n_samples: int) -> int:
     return max(1, -(-n_samples // WINDOW_SAMPLES))
 
 
+class TimedCall:
+    """Stands in for a callable and adds the seconds of its calls to sink[key]."""
+
+    def __init__(self, inner, sink: dict, key: str):
+        self._inner, self._sink, self._key = inner, sink, key
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self._inner(*args, **kwargs)
+        finally:
+            self._sink[self._key] = self._sink.get(self._key, 0.0) + time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
 class StageTimer:
     """Times an encoder and a decoder by wrapping their instances' `forward`.
 
@@ -93,7 +110,9 @@ class StageTimer:
         self.decoder_calls = 0
         self._after_encoder = False
 
-    def wrap_encoder(self, part) -> None:
+    @staticmethod
+    def _timed(part, done) -> None:
+        """Replace part.forward by a call that passes its elapsed seconds to done()."""
         inner = part.forward
 
         def forward(*args, **kwargs):
@@ -101,29 +120,28 @@ class StageTimer:
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.encoder += time.perf_counter() - start
-                self.encoder_calls += 1
-                self._after_encoder = True
+                done(time.perf_counter() - start)
 
         part.forward = forward
+
+    def wrap_encoder(self, part) -> None:
+        def done(elapsed: float) -> None:
+            self.encoder += elapsed
+            self.encoder_calls += 1
+            self._after_encoder = True
+
+        self._timed(part, done)
 
     def wrap_decoder(self, part) -> None:
-        inner = part.forward
+        def done(elapsed: float) -> None:
+            if self._after_encoder or self.decoder_calls == 0:
+                self.decoder_first += elapsed
+            else:
+                self.decoder_loop += elapsed
+            self._after_encoder = False
+            self.decoder_calls += 1
 
-        def forward(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                elapsed = time.perf_counter() - start
-                if self._after_encoder or self.decoder_calls == 0:
-                    self.decoder_first += elapsed
-                else:
-                    self.decoder_loop += elapsed
-                self._after_encoder = False
-                self.decoder_calls += 1
-
-        part.forward = forward
+        self._timed(part, done)
 
     def fill(self, record: Record) -> None:
         if self.encoder_calls:

@@ -26,6 +26,19 @@ def load_processor(folder: Path):
     return WhisperProcessor.from_pretrained(str(folder), local_files_only=True)
 
 
+def load_hf_model(onnx_dir: Path):
+    """(folder, processor, model): the FP32 torch model kept beside the ONNX folder."""
+    offline_env()
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from ..export import hf_folder
+
+    folder = hf_folder(onnx_dir)
+    model = WhisperForConditionalGeneration.from_pretrained(str(folder), torch_dtype=torch.float32, local_files_only=True).eval()
+    return folder, load_processor(folder), model
+
+
 def generate_kwargs(language: str, task: str, max_new_tokens: int) -> dict:
     return {
         "language": language,

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from ..records import Record
-from ._common import Peer, count_text_tokens, n_windows
+from ._common import Peer, TimedCall, count_text_tokens, n_windows
 
 CT2_DIR_NAME = "whisper-base-ct2"
 PROMPT_LEN = 4  # <|startoftranscript|> <|en|> <|transcribe|> <|notimestamps|>
@@ -101,23 +101,6 @@ def ensure_ct2_model(onnx_dir, log=None) -> Path:
     return dest
 
 
-class _TimedCall:
-    """Stands in for an object whose calls we time (faster-whisper's feature extractor)."""
-
-    def __init__(self, inner, sink: dict, key: str):
-        self._inner, self._sink, self._key = inner, sink, key
-
-    def __call__(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return self._inner(*args, **kwargs)
-        finally:
-            self._sink[self._key] = self._sink.get(self._key, 0.0) + time.perf_counter() - start
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-
 class FasterWhisperPeer(Peer):
     name = "faster_whisper"
     variant = "ct2_float32"
@@ -136,9 +119,9 @@ class FasterWhisperPeer(Peer):
         )
         self._times: dict[str, float] = {}
         # Time the stages through the Python methods faster-whisper calls on itself.
-        self.model.feature_extractor = _TimedCall(self.model.feature_extractor, self._times, "features")
-        self.model.encode = _TimedCall(self.model.encode, self._times, "encoder")
-        self.model.generate_with_fallback = _TimedCall(self.model.generate_with_fallback, self._times, "decoder")
+        self.model.feature_extractor = TimedCall(self.model.feature_extractor, self._times, "features")
+        self.model.encode = TimedCall(self.model.encode, self._times, "encoder")
+        self.model.generate_with_fallback = TimedCall(self.model.generate_with_fallback, self._times, "decoder")
 
     def info(self) -> dict:
         return {

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..records import Record
-from ._common import Peer, StageTimer, offline_env, set_torch_threads
-from ._hf import generate_kwargs, load_processor, transcribe_generate
+from ._common import Peer, StageTimer, set_torch_threads
+from ._hf import generate_kwargs, load_hf_model, transcribe_generate
 
 
 class HFGeneratePeer(Peer):
@@ -22,16 +22,8 @@ class HFGeneratePeer(Peer):
     variant = "torch_fp32"
 
     def _load(self) -> None:
-        offline_env()
-        import torch
-        from transformers import WhisperForConditionalGeneration
-
-        from ..export import hf_folder
-
         set_torch_threads(self.threads)
-        self.model_dir = hf_folder(self.onnx_dir)
-        self.processor = load_processor(self.model_dir)
-        self.model = WhisperForConditionalGeneration.from_pretrained(str(self.model_dir), torch_dtype=torch.float32, local_files_only=True).eval()
+        self.model_dir, self.processor, self.model = load_hf_model(self.onnx_dir)
         self.timer = StageTimer()
         self.timer.wrap_encoder(self.model.model.encoder)
         self.timer.wrap_decoder(self.model.model.decoder)

@@ -21,32 +21,14 @@ from ._common import (
     WINDOW_SAMPLES,
     Peer,
     StageTimer,
+    TimedCall,
     count_text_tokens,
     load_audio_librosa,
-    offline_env,
     set_torch_threads,
 )
-from ._hf import generate_kwargs, load_processor
+from ._hf import generate_kwargs, load_hf_model
 
 CHUNK_LENGTH_S = 30
-
-
-class _TimedFeatureExtractor:
-    """Delegates to the feature extractor, summing the time of its calls."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        self.seconds = 0.0
-
-    def __call__(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return self._inner(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - start
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
 
 
 class HFPipelinePeer(Peer):
@@ -54,16 +36,11 @@ class HFPipelinePeer(Peer):
     variant = "torch_fp32_chunk30"
 
     def _load(self) -> None:
-        offline_env()
         import torch
-        from transformers import WhisperForConditionalGeneration, pipeline
-
-        from ..export import hf_folder
+        from transformers import pipeline
 
         set_torch_threads(self.threads)
-        self.model_dir = hf_folder(self.onnx_dir)
-        processor = load_processor(self.model_dir)
-        model = WhisperForConditionalGeneration.from_pretrained(str(self.model_dir), torch_dtype=torch.float32, local_files_only=True).eval()
+        self.model_dir, processor, model = load_hf_model(self.onnx_dir)
         self.pipe = pipeline(
             "automatic-speech-recognition",
             model=model,
@@ -76,8 +53,8 @@ class HFPipelinePeer(Peer):
         self.timer = StageTimer()
         self.timer.wrap_encoder(model.model.encoder)
         self.timer.wrap_decoder(model.model.decoder)
-        self.features = _TimedFeatureExtractor(self.pipe.feature_extractor)
-        self.pipe.feature_extractor = self.features
+        self._times: dict[str, float] = {}
+        self.pipe.feature_extractor = TimedCall(self.pipe.feature_extractor, self._times, "features")
         # Count what generate produced (the pipeline only hands back the merged text).
         self._generated: list[list[int]] = []
         inner_generate = model.generate
@@ -111,7 +88,7 @@ class HFPipelinePeer(Peer):
         import torch
 
         self.timer.reset()
-        self.features.seconds = 0.0
+        self._times.clear()
         self._generated.clear()
         start = time.perf_counter()
         audio = load_audio_librosa(path)
@@ -124,7 +101,7 @@ class HFPipelinePeer(Peer):
                 generate_kwargs=dict(self.gen_kwargs),
             )
         record.text = out["text"]
-        record.t_features = self.features.seconds
+        record.t_features = self._times.get("features", 0.0)
         self.timer.fill(record)
         record.n_windows = len(self._generated) or None
         record.n_tokens = sum(count_text_tokens(seq) for seq in self._generated)
