@@ -1,11 +1,20 @@
-"""Long-form windows and stitching are the transformers pipeline's, on synthetic inputs."""
+"""Long-form windows: the transformers pipeline's strided ones and stitching, and silence-cut ones."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from whisper_ort.longform import TAIL_TOLERANCE, longest_common_sequence, split, stitch_text_tokens, windows
+from whisper_ort.longform import (
+    CHUNKINGS,
+    TAIL_TOLERANCE,
+    join_text_tokens,
+    longest_common_sequence,
+    silence_windows,
+    split,
+    stitch_text_tokens,
+    windows,
+)
 
 
 class _FakeExtractor:
@@ -48,3 +57,95 @@ def test_stitch_drops_special_tokens_and_empty_windows():
     eot = 50257
     assert stitch_text_tokens([[1, 2, 3, 4, eot], [], [3, 4, 5, 6]], eot) == [1, 2, 3, 4, 5, 6]
     assert stitch_text_tokens([[], [7, 8]], eot) == [7, 8]
+
+
+# ------------------------------------------------------------ silence chunking
+
+SR = 16000
+
+
+def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise everywhere: no pause anywhere to cut at."""
+    return np.random.default_rng(seed).standard_normal(int(seconds * SR)).astype(np.float32)
+
+
+def _assert_tiles(ws, n):
+    """Every sample in exactly one window, in order, none over 30 s, no overlap."""
+    assert ws[0].start == 0 and ws[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(ws, ws[1:]))
+    assert all(0 < w.stop - w.start <= 30 * SR for w in ws)
+    assert all(w.stride_left == w.stride_right == 0 for w in ws)
+
+
+@pytest.mark.parametrize("gap_at", [26.0, 27.3, 29.5])
+def test_silence_cut_lands_in_the_gap(gap_at):
+    x = _speechlike(70)
+    lo, hi = int(gap_at * SR), int((gap_at + 0.3) * SR)
+    x[lo:hi] = 0.0
+    ws = silence_windows(x)
+    _assert_tiles(ws, len(x))
+    assert lo <= ws[0].stop <= hi
+
+
+def test_silence_cut_prefers_the_quietest_of_several_pauses():
+    x = _speechlike(50)
+    x[int(25.5 * SR) : int(26 * SR)] *= 0.1  # a soft pause
+    x[int(27.0 * SR) : int(27.4 * SR)] *= 0.001  # a deep one: the cut goes here
+    ws = silence_windows(x)
+    assert int(27.0 * SR) <= ws[0].stop <= int(27.4 * SR)
+
+
+@pytest.mark.parametrize("seconds", [30.02, 31.0, 59.9, 60.0, 95.5, 600.0])
+def test_silence_windows_cover_everything_without_a_pause(seconds):
+    x = _speechlike(seconds, seed=int(seconds))
+    ws = silence_windows(x)
+    _assert_tiles(ws, len(x))
+    # every cut is in the last 5 s before the 30 s limit (before 29 s when that keeps a 1 s tail)
+    assert all(24 * SR <= w.stop - w.start for w in ws[:-1])
+    assert ws[-1].stop - ws[-1].start >= 1 * SR  # no tail of a few samples
+
+
+def test_silence_windows_of_digital_silence_are_full_length():
+    ws = silence_windows(np.zeros(100 * SR, np.float32))
+    _assert_tiles(ws, 100 * SR)
+    assert len(ws) == 4
+
+
+def test_split_modes():
+    x = _speechlike(61)
+    assert len(split(x)) == 3  # strided: starts every 20 s
+    silence = split(x, chunking="silence")
+    assert len(silence) == 3 and sum(len(p) for _, p in silence) == len(x)
+    for chunking in CHUNKINGS:  # short audio is one window in both modes
+        (window, piece), = split(np.zeros(480000 + TAIL_TOLERANCE, np.float32), chunking=chunking)
+        assert window.stop == 480000 and len(piece) == 480000
+    with pytest.raises(ValueError):
+        split(x, chunking="bogus")
+
+
+def test_join_keeps_every_window_in_order():
+    eot = 50257
+    assert join_text_tokens([[1, 2, eot], [], [3, eot + 5, 4]], eot) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_silence_chunking_batched_equals_unbatched(audio_dir, transcriber):
+    """silero_test.wav (60 s): silence windows through batch 2 give the batch-1 tokens."""
+    from whisper_ort.audio import load_audio
+
+    samples = load_audio(audio_dir / "silero_test.wav")
+
+    def variant(batch_size):  # shares the session fixture's sessions
+        t = object.__new__(type(transcriber))
+        t.__dict__.update(transcriber.__dict__, chunking="silence", batch_size=batch_size)
+        return t
+
+    one, two = variant(1).transcribe(samples), variant(2).transcribe(samples)
+    assert one.n_windows == two.n_windows == 3
+    assert two.tokens == one.tokens
+    assert two.text == one.text
+    assert "  " not in one.text.strip()  # windows joined with their own spaces
+    stamped = variant(2).with_options(timestamps=True).transcribe(samples)
+    assert stamped.n_windows == 3
+    assert all(a.start <= b.start for a, b in zip(stamped.segments, stamped.segments[1:]))
+    assert stamped.segments[-1].start >= 54.0  # the last window's segments are offset by its start

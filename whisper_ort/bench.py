@@ -132,6 +132,7 @@ def run_bench(
     write_txt: bool = False,
     tokenizer_json: str | None = None,
     batch_size: int = 1,
+    chunking: str = "strided",
     variant: str = "auto",
     resume: bool = False,
     progress: bool = True,
@@ -154,7 +155,7 @@ def run_bench(
     transcriber = Transcriber(
         onnx_dir, threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode,
         language=language, task=task, timestamps=timestamps, max_new_tokens=max_new_tokens,
-        batch_size=batch_size, variant=variant, tokenizer_json=tokenizer_json, **session_flags,
+        batch_size=batch_size, chunking=chunking, variant=variant, tokenizer_json=tokenizer_json, **session_flags,
     )
 
     records: list[Record] = []
@@ -210,7 +211,7 @@ def main_bench(args) -> int:
         language=None if args.language in (None, "auto") else args.language, task=args.task,
         max_new_tokens=args.max_new_tokens, timestamps=args.timestamps, warmup=args.warmup, repeats=args.repeats,
         write_txt=args.write_txt, tokenizer_json=args.tokenizer_json, batch_size=args.batch_size,
-        variant=args.variant, resume=args.resume, progress=not args.no_progress,
+        chunking=args.chunking, variant=args.variant, resume=args.resume, progress=not args.no_progress,
         spinning=args.spinning, prepacking=args.prepacking, arena=args.arena, mem_pattern=args.mem_pattern,
         shared_pool=args.shared_pool,
     )

@@ -32,6 +32,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
     p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
+    p.add_argument("--chunking", default="strided", choices=["strided", "silence"],
+                   help="long audio: strided = the transformers pipeline's overlapping 30 s windows every 20 s, stitched (the reference); silence = non-overlapping windows of at most 30 s cut at the quietest point of their last 5 s (fewer windows, faster)")
     p.add_argument("--variant", default="auto", choices=["auto", "default", "fused", "merged", "merged-tied"],
                    help="model variant: auto = merged when built, else the export; default = the export; fused = ORT transformer fusions; merged = fused + one merged decoder; merged-tied = merged with the output projection tied to the embeddings (whisper-ort optimize)")
 
@@ -123,7 +125,7 @@ def _transcriber(args):
         args.onnx_dir, threads=args.threads, inter_threads=args.inter_threads, graph_opt=args.graph_opt,
         execution_mode=args.execution_mode, language=None if args.language == "auto" else args.language,
         task=args.task, timestamps=args.timestamps or getattr(args, "format", None) in ("srt", "vtt"),
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, variant=args.variant,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, chunking=args.chunking, variant=args.variant,
         tokenizer_json=args.tokenizer_json, spinning=args.spinning, prepacking=args.prepacking, arena=args.arena,
         mem_pattern=args.mem_pattern, shared_pool=args.shared_pool,
     )

@@ -1,9 +1,14 @@
-"""Audio longer than 30 s: windows with stride, stitched by longest common token sequence.
+"""Audio longer than 30 s: two ways to cut it into windows.
 
-The transformers ASR pipeline's defaults for `chunk_length_s=30`: 30 s windows, a
-stride of 5 s on each side (chunk_length_s / 6), so windows start every 20 s. Each
-window is decoded on its own; the token sequences are then stitched where they
-overlap, as the pipeline's `_find_longest_common_sequence` does.
+"strided" (the default, the fidelity reference): the transformers ASR pipeline's defaults
+for `chunk_length_s=30`: 30 s windows, a stride of 5 s on each side (chunk_length_s / 6),
+so windows start every 20 s. Each window is decoded on its own; the token sequences are
+then stitched where they overlap, as the pipeline's `_find_longest_common_sequence` does.
+
+"silence": windows of at most 30 s that do not overlap, each cut at the quietest point of
+its last 5 s, so a cut rarely falls inside a word. No overlap means no stitching (the
+window texts are joined in order) and a third fewer windows for the encoder: 10-11 per
+5 min instead of 15, about what faster-whisper's sequential walk decodes.
 """
 
 from __future__ import annotations
@@ -48,12 +53,48 @@ def windows(n_samples: int, chunk_s: float = CHUNK_S, stride_s: float | None = N
 TAIL_TOLERANCE = 160
 
 
-def split(samples: np.ndarray, chunk_s: float = CHUNK_S) -> list[tuple[Window, np.ndarray]]:
-    """Short audio is one window; longer audio the pipeline's strided windows."""
+CHUNKINGS = ("strided", "silence")
+SEARCH_S = 5.0  # a silence cut is looked for in the last SEARCH_S seconds before the limit
+FRAME_S, HOP_S = 0.100, 0.010  # short-time energy: 100 ms frames every 10 ms
+MIN_TAIL_S = 1.0  # the last window is never shorter: a few samples alone make Whisper hallucinate
+
+
+def silence_windows(samples: np.ndarray, chunk_s: float = CHUNK_S, search_s: float = SEARCH_S, sr: int = SAMPLE_RATE) -> list[Window]:
+    """Non-overlapping windows of at most chunk_s, each cut at the quietest point of its last search_s.
+
+    The cut is the centre of the 100 ms frame with the least energy (sum of squares), so it
+    lands in a pause when there is one; without any pause it still lands at most chunk_s in.
+    The windows cover every sample exactly once.
+    """
+    n = len(samples)
+    chunk, search = int(round(chunk_s * sr)), int(round(search_s * sr))
+    frame, hop, min_tail = int(round(FRAME_S * sr)), int(round(HOP_S * sr)), int(round(MIN_TAIL_S * sr))
+    # Energy of any span from one cumulative sum (float64: float32 loses the small differences).
+    power = np.concatenate(([0.0], np.cumsum(np.square(samples, dtype=np.float64))))
+    out, start = [], 0
+    while n - start > chunk:
+        hi = min(start + chunk, n - min_tail)  # the cut may not leave a tail under MIN_TAIL_S
+        lo = max(start + 1, hi - search)
+        frame_starts = np.arange(lo, max(lo, hi - frame) + 1, hop)
+        energy = power[np.minimum(frame_starts + frame, hi)] - power[frame_starts]
+        quietest = frame_starts[np.flatnonzero(energy == energy.min())[-1]]  # the latest on ties: longer windows
+        cut = int(min(quietest + frame // 2, hi))
+        out.append(Window(start, cut, 0, 0))
+        start = cut
+    out.append(Window(start, n, 0, 0))
+    return out
+
+
+def split(samples: np.ndarray, chunk_s: float = CHUNK_S, chunking: str = "strided") -> list[tuple[Window, np.ndarray]]:
+    """Short audio is one window; longer audio the pipeline's strided windows or silence-cut ones."""
     chunk = int(chunk_s * SAMPLE_RATE)
     if len(samples) <= chunk + TAIL_TOLERANCE:
         samples = samples[:chunk]
         return [(Window(0, len(samples), 0, 0), samples)]
+    if chunking == "silence":
+        return [(w, samples[w.start : w.stop]) for w in silence_windows(samples, chunk_s)]
+    if chunking != "strided":
+        raise ValueError(f"chunking must be one of {CHUNKINGS}, not {chunking!r}")
     return [(w, samples[w.start : w.stop]) for w in windows(len(samples), chunk_s)]
 
 
@@ -98,3 +139,8 @@ def stitch_text_tokens(window_tokens: list[list[int]], eot: int) -> list[int]:
         elif not any(previous):
             previous = []
     return longest_common_sequence(previous)
+
+
+def join_text_tokens(window_tokens: list[list[int]], eot: int) -> list[int]:
+    """Non-overlapping windows: their text tokens in order (each window's text starts with its own space)."""
+    return [t for tokens in window_tokens for t in tokens if t < eot]

@@ -11,7 +11,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .decoding import DecodingOptions, GreedyDecoder
 from .features import log_mel_batch
-from .longform import split, stitch_text_tokens
+from .longform import CHUNKINGS, join_text_tokens, split, stitch_text_tokens
 from .model import SessionConfig, WhisperSessions
 from .optimize import resolve_variant, variant_dir
 from .records import Record
@@ -59,6 +59,7 @@ class Transcriber:
         timestamps: bool = False,
         max_new_tokens: int = 128,
         batch_size: int = 1,
+        chunking: str = "strided",
         variant: str = "auto",
         tokenizer_json: str | Path | None = None,
         options: DecodingOptions | None = None,
@@ -68,6 +69,8 @@ class Transcriber:
         mem_pattern: bool = True,
         shared_pool: bool = False,
     ):
+        if chunking not in CHUNKINGS:
+            raise ValueError(f"chunking must be one of {CHUNKINGS}, not {chunking!r}")
         variant = resolve_variant(model_dir, variant)
         self.model_dir = variant_dir(Path(model_dir), variant)
         self.session_config = SessionConfig(threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode,
@@ -81,6 +84,7 @@ class Transcriber:
         self.options = options or DecodingOptions(language=language, task=task, timestamps=timestamps, max_new_tokens=max_new_tokens)
         self.decoder = GreedyDecoder(self.sessions, self.tokenizer, self.options)
         self.batch_size = max(1, int(batch_size))
+        self.chunking = chunking
         self.variant = variant
         self.threads = threads
         self.load_time_s = time.perf_counter() - t0
@@ -93,6 +97,7 @@ class Transcriber:
             "session": self.session_config.to_dict(),
             "decoding": {k: getattr(self.options, k) for k in self.options.__dataclass_fields__},
             "batch_size": self.batch_size,
+            "chunking": self.chunking,
             "load_time_s": self.load_time_s,
         }
 
@@ -108,7 +113,7 @@ class Transcriber:
         if samples.size == 0:
             raise AudioError(str(audio), "no samples")
 
-        pieces = split(samples)
+        pieces = split(samples, chunking=self.chunking)
         window_results = []
         for i in range(0, len(pieces), self.batch_size):
             batch = pieces[i : i + self.batch_size]
@@ -142,10 +147,11 @@ class Transcriber:
     def _assemble(self, window_results, duration_s: float) -> Transcription:
         tok = self.tokenizer
         flags = sorted({f for _, r in window_results for f in r.flags})
+        overlapping = any(w.stride_left or w.stride_right for w, _ in window_results)  # strided: stitch; silence: join
         language = window_results[0][1].language
         if not self.options.timestamps:
-            if len(window_results) == 1:
-                tokens = [t for t in window_results[0][1].tokens if t < tok.ids.eot]
+            if not overlapping:  # one window, or silence-cut windows
+                tokens = join_text_tokens([r.tokens for _, r in window_results], tok.ids.eot)
             else:
                 tokens = stitch_text_tokens([r.tokens for _, r in window_results], tok.ids.eot)
             text = tok.decode(tokens)
@@ -158,7 +164,7 @@ class Transcriber:
             own_to = (window.stop - window.start - window.stride_right) / SAMPLE_RATE
             for seg in timestamp_segments(result.tokens, tok, (window.stop - window.start) / SAMPLE_RATE):
                 # Overlapping windows: keep a segment only in the window whose own span holds its start.
-                if len(window_results) > 1 and not (own_from <= seg.start < own_to):
+                if overlapping and not (own_from <= seg.start < own_to):
                     continue
                 segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens))
                 tokens.extend(seg.tokens)
