@@ -1190,7 +1190,8 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
     long_md = Path(resolve(results_dir)) / "benchmarks" / "longform" / "longform.md"
     if long_md.is_file():
         out += ["", "## Long audio throughput", "", "`python -m whisper_ort.longbench`: windows batched through the encoder and the decoder "
-                "(per-row K/V, finished rows drop out) against the unbatched path and faster-whisper's sequential transcription, each in its own process.",
+                "(per-row K/V, finished rows drop out) against the unbatched path, for both ways of cutting the audio into windows (`--chunking`), "
+                "and faster-whisper's sequential transcription and its `BatchedInferencePipeline`, each in its own process.",
                 "", long_md.read_text().strip()]
 
     # fidelity
