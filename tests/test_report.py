@@ -163,6 +163,9 @@ def test_stage_floors_fractions(study):
     assert enc["floor_ms"] == pytest.approx(1e3 * 87.36768 / 175.0)
     assert enc["of_floor"] == pytest.approx(enc["floor_ms"] / enc["measured_ms"])
     assert t.loc["decoder loop step", "measured_ms"] == pytest.approx(12.0)
+    both = t.loc["encoder + first step"]
+    assert both["floor_ms"] == pytest.approx(enc["floor_ms"] + t.loc["decoder first step", "floor_ms"])
+    assert both["measured_ms"] >= enc["measured_ms"]
     assert report.stage_floors(df, None).empty
 
 

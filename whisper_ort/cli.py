@@ -34,8 +34,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
     p.add_argument("--chunking", default="strided", choices=["strided", "silence"],
                    help="long audio: strided = the transformers pipeline's overlapping 30 s windows every 20 s, stitched (the reference); silence = non-overlapping windows of at most 30 s cut at the quietest point of their last 5 s (fewer windows, faster)")
-    p.add_argument("--variant", default="auto", choices=["auto", "default", "fused", "merged", "merged-tied"],
-                   help="model variant: auto = merged when built, else the export; default = the export; fused = ORT transformer fusions; merged = fused + one merged decoder; merged-tied = merged with the output projection tied to the embeddings (whisper-ort optimize)")
+    p.add_argument("--variant", default="auto", choices=["auto", "default", "fused", "merged", "merged-tied", "mha"],
+                   help="model variant: auto = mha when built, else the export; default = the export; fused = ORT transformer fusions; merged = fused + one merged decoder; merged-tied = merged with the output projection tied to the embeddings; mha = fused encoder that also projects cross K/V + our own decoder graph around MultiHeadAttention (whisper-ort optimize)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx-dir", default="whisper-base-with-past")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")
 
-    p = sub.add_parser("optimize", help="build the fused and merged variant folders beside the model folder")
+    p = sub.add_parser("optimize", help="build the fused, merged and mha variant folders beside the model folder")
     p.add_argument("--onnx-dir", default="whisper-base-with-past")
     p.add_argument("--force", action="store_true")
 
@@ -154,10 +154,13 @@ def dispatch(args) -> int:
     if args.command == "export":
         return _export(args)
     if args.command == "optimize":
-        from .optimize import build_merged
+        from .optimize import build_fused, build_merged, build_mha
 
+        log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        build_fused(args.onnx_dir, force=args.force, log=log)  # the others start from it
         for tied in (False, True):
-            build_merged(args.onnx_dir, force=args.force and not tied, log=lambda m: print(m, file=sys.stderr), tied=tied)
+            build_merged(args.onnx_dir, force=args.force, log=log, tied=tied)
+        build_mha(args.onnx_dir, force=args.force, log=log)
         return 0
     if args.command == "compare":
         from . import compare

@@ -150,12 +150,12 @@ class GreedyDecoder:
 
     def detect_language(self, encoder_states: np.ndarray) -> list[int]:
         """One step on <|startoftranscript|>; the likeliest language token per row."""
-        sot = np.full((encoder_states.shape[0], 1), self.tokenizer.ids.sot, dtype=np.int64)
+        sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
         logits, _, _ = self.sessions.first_step(sot, encoder_states)
         return [int(self.lang_ids[i]) for i in np.argmax(logits[:, self.lang_ids], axis=-1)]
 
     def decode(self, encoder_states: np.ndarray) -> list[DecodeResult]:
-        batch = encoder_states.shape[0]
+        batch = self.sessions.batch_of(encoder_states)
         t0 = time.perf_counter()
         lang_ids = [self.language_id] * batch if self.language_id is not None else self.detect_language(encoder_states)
         prompts = np.array([self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)

@@ -15,9 +15,12 @@ ENCODER = "encoder_model.onnx"
 DECODER_FIRST = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 DECODER_MERGED = "decoder_model_merged.onnx"
+DECODER_MHA = "decoder_mha.onnx"  # our own decoder graph (whisper_ort.decoder_graph); the encoder then outputs cross K/V
 CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST) + CONFIGS
 REQUIRED_MERGED = (ENCODER, DECODER_MERGED) + CONFIGS
+EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, looked up in Python (memory-mapped)
+REQUIRED_MHA = (ENCODER, DECODER_MHA, EMBEDDINGS) + CONFIGS
 REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
 
 GRAPH_LEVELS = {
@@ -140,6 +143,13 @@ def uses_merged_decoder(folder: Path) -> bool:
     return not (folder / DECODER_FIRST).is_file() and (folder / DECODER_MERGED).is_file()
 
 
+def decoder_kind(folder: Path) -> str:
+    """"mha" (our decoder graph), "merged" (optimum's merged decoder) or "pair" (decoder + decoder_with_past)."""
+    if (folder / DECODER_MHA).is_file():
+        return "mha"
+    return "merged" if uses_merged_decoder(folder) else "pair"
+
+
 class WhisperSessions:
     """Encoder and decoder sessions over one model folder.
 
@@ -150,13 +160,17 @@ class WhisperSessions:
 
     def __init__(self, folder: str | Path, config: SessionConfig = SessionConfig()):
         self.folder = Path(folder)
-        self.merged = uses_merged_decoder(self.folder)
-        self.configs = check_model_folder(self.folder, REQUIRED_MERGED if self.merged else REQUIRED_FILES)
+        self.kind = decoder_kind(self.folder)
+        self.merged = self.kind == "merged"
+        required = {"mha": REQUIRED_MHA, "merged": REQUIRED_MERGED, "pair": REQUIRED_FILES}[self.kind]
+        self.configs = check_model_folder(self.folder, required)
         self.config = config
         self.t_step_run = 0.0
         opts = config.options()
         self.encoder = _session(self.folder / ENCODER, opts)
-        if self.merged:
+        if self.kind == "mha":
+            self.decoder_first = self.decoder_with_past = _session(self.folder / DECODER_MHA, opts)
+        elif self.merged:
             self.decoder_first = self.decoder_with_past = _session(self.folder / DECODER_MERGED, opts)
         else:
             self.decoder_first = _session(self.folder / DECODER_FIRST, opts)
@@ -174,7 +188,29 @@ class WhisperSessions:
         self._past_self = [f"past_key_values.{n}" for n in self._self_kv]
         self._past_cross = [f"past_key_values.{n}" for n in self._cross_kv]
         self._merged_step_feeds: dict[int, dict] = {}  # batch size -> the merged decoder's constant inputs
-        self._check_shapes()
+        if self.kind == "mha":
+            self._mha_past = [f"past.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
+            self._mha_cross = [f"cross.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
+            self._mha_outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
+            try:
+                self._embeddings = np.load(self.folder / EMBEDDINGS, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"{self.folder / EMBEDDINGS}: unreadable ({exc})") from None
+            self._check_mha_shapes()
+        else:
+            self._check_shapes()
+
+    def _check_mha_shapes(self) -> None:
+        logits = self.decoder_first.get_outputs()[0]
+        if logits.shape[-1] != self.vocab_size:
+            raise ModelError(f"{self.folder / DECODER_MHA}: {logits.shape[-1]} logits, config.json says {self.vocab_size}")
+        missing = set(self._mha_past + self._mha_cross) - {i.name for i in self.decoder_first.get_inputs()}
+        if missing or self.encoder.get_outputs()[0].name != "cross_kv" or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
+            raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")
+
+    def batch_of(self, states: np.ndarray) -> int:
+        """Rows in what encode() returned: cross K/V lead with the layer axis in the mha variant."""
+        return states.shape[1] if self.kind == "mha" else states.shape[0]
 
     def _check_shapes(self) -> None:
         logits = self.decoder_first.get_outputs()[0]
@@ -199,6 +235,14 @@ class WhisperSessions:
 
     def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray):
         """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V)."""
+        if self.kind == "mha":
+            cross = list(encoder_states)  # (2 * layers, B, 8, frames, 64): contiguous views, no copy
+            empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
+            feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(input_ids.shape[1], dtype=np.int64)}
+            feeds.update(dict.fromkeys(self._mha_past, empty))
+            feeds.update(zip(self._mha_cross, cross))
+            outs = self.decoder_first.run(self._mha_outputs, feeds)
+            return outs[0], outs[1:], cross
         feeds = {"input_ids": input_ids, "encoder_hidden_states": encoder_states}
         if self.merged:  # the no-cache branch ignores the past; it only needs well-formed empty inputs
             empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
@@ -210,6 +254,14 @@ class WhisperSessions:
 
     def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list):
         """One token per row through decoder_with_past_model.onnx: (logits, new self K/V)."""
+        if self.kind == "mha":
+            feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.array([self_kv[0].shape[2]], dtype=np.int64)}
+            feeds.update(zip(self._mha_past, self_kv))
+            feeds.update(zip(self._mha_cross, cross_kv))
+            start = time.perf_counter()
+            outs = self.decoder_with_past.run(self._mha_outputs, feeds)
+            self.t_step_run += time.perf_counter() - start
+            return outs[0], outs[1:]
         feeds = {"input_ids": input_ids}
         feeds.update(zip(self._past_self, self_kv))
         feeds.update(zip(self._past_cross, cross_kv))
