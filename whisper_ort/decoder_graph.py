@@ -6,18 +6,18 @@ around each attention, plus the merged decoder's If node (measured with ONNX Run
 profiler, notes in RESULTS.md). This module writes the same arithmetic from the
 weights, around com.microsoft MultiHeadAttention:
 
-- encoder: the fused encoder plus one (512 x 6144) MatMul that projects its output to
-  every layer's cross-attention keys and values, laid out (2 * layers, B, 8, 1500, 64)
-  so each layer's K and V are contiguous views. The first decoder step no longer
+- encoder: the fused encoder plus, per decoder layer, one (512 x 1024) MatMul that
+  projects its output to that layer's cross-attention keys and values, laid out
+  (2, B, 8, 1500, 64) so K and V are contiguous views. The first decoder step no longer
   projects them.
 - decoder: one graph for the prompt (T tokens, empty past) and for each later token
   (T = 1): per layer a fused QKV MatMul, MultiHeadAttention with past/present K/V
-  (unidirectional), MultiHeadAttention over the cached cross K/V, SkipLayerNormalization
+  (unidirectional), MatMul/Softmax over the cached cross K/V, SkipLayerNormalization
   for every residual + norm, BiasGelu. No If node. Logits for the last position only.
-- token embeddings are looked up outside the graph, in `embed_tokens.npy` opened with
-  mmap (a step touches one 2 KB row). Inside, the table would be needed twice: as is for
-  the lookup and prepacked for the output projection; with only the projection reading
-  it, ONNX Runtime drops the memory-mapped original after prepacking: 104 MB less RSS.
+- token embeddings are looked up outside the graph, row by row from `embed_tokens.npy`
+  (model.EmbeddingRows). Inside, the table would be needed twice: as is for the lookup
+  and prepacked for the output projection; with only the projection reading it, ONNX
+  Runtime drops the memory-mapped original after prepacking: 104 MB less RSS.
 
 Two exact rewrites keep it small: the V projections' biases move into the output
 projections' biases (softmax rows sum to one, so attention(V + b) = attention(V) + b),
@@ -145,24 +145,27 @@ def build_decoder(hf_dir: Path, n_layers: int, vocab: int, d_model: int = 512):
 
 
 def add_cross_kv(encoder, hf_dir: Path, n_layers: int, d_model: int = 512):
-    """The encoder with one more output, `cross_kv` (2 * layers, B, 8, frames, 64), replacing
-    last_hidden_state: every decoder layer's cross-attention K and V (V without its bias,
-    which the decoder folded into the output projection)."""
+    """The encoder with outputs `cross_kv.{layer}` (2, B, 8, frames, 64) instead of
+    last_hidden_state: each decoder layer's cross-attention K and V (V without its bias,
+    which the decoder folded into the output projection). One output per layer, not one
+    for all: the projection's temporary is then 6 MB, not 36 MB, at the encoder's peak."""
     from onnx import TensorProto, helper
 
     w = _load_weights(hf_dir)
     states = encoder.graph.output[0].name
-    blocks = [w[f"decoder.layers.{i}.encoder_attn.{k}_proj.weight"].T for i in range(n_layers) for k in "kv"]
     g = _Graph()
-    (proj,) = g.node("MatMul", [states, g.init("cross_kv.weight", np.concatenate(blocks, axis=1))], name="cross_kv/project")
-    shape = g.init("cross_kv.shape", np.array([0, 0, 2 * n_layers, HEADS, d_model // HEADS], dtype=np.int64))
-    (heads,) = g.node("Reshape", [proj, shape], name="cross_kv/heads")
-    g.node("Transpose", [heads], ["cross_kv"], name="cross_kv/layout", perm=[2, 0, 3, 1, 4])
+    shape = g.init("cross_kv.shape", np.array([0, 0, 2, HEADS, d_model // HEADS], dtype=np.int64))
+    outputs = []
+    for i in range(n_layers):
+        kv = np.concatenate([w[f"decoder.layers.{i}.encoder_attn.{k}_proj.weight"].T for k in "kv"], axis=1)
+        (proj,) = g.node("MatMul", [states, g.init(f"cross_kv.{i}.weight", kv)], name=f"cross_kv.{i}/project")
+        (heads,) = g.node("Reshape", [proj, shape], name=f"cross_kv.{i}/heads")
+        g.node("Transpose", [heads], [f"cross_kv.{i}"], name=f"cross_kv.{i}/layout", perm=[2, 0, 3, 1, 4])
+        outputs.append(helper.make_tensor_value_info(f"cross_kv.{i}", TensorProto.FLOAT, [2, "batch", HEADS, "frames", d_model // HEADS]))
     encoder.graph.node.extend(g.nodes)
     encoder.graph.initializer.extend(g.inits)
     del encoder.graph.output[:]
-    encoder.graph.output.append(helper.make_tensor_value_info("cross_kv", TensorProto.FLOAT,
-                                                              [2 * n_layers, "batch", HEADS, "frames", d_model // HEADS]))
+    encoder.graph.output.extend(outputs)
     return encoder
 
 

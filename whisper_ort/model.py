@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ DECODER_MHA = "decoder_mha.onnx"  # our own decoder graph (whisper_ort.decoder_g
 CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST) + CONFIGS
 REQUIRED_MERGED = (ENCODER, DECODER_MERGED) + CONFIGS
-EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, looked up in Python (memory-mapped)
+EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, read row by row (EmbeddingRows)
 REQUIRED_MHA = (ENCODER, DECODER_MHA, EMBEDDINGS) + CONFIGS
 REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
 
@@ -138,6 +140,45 @@ def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
         raise ModelError(f"{path}: cannot be loaded by ONNX Runtime ({cause[:300]})") from None
 
 
+class EmbeddingRows:
+    """Rows of a (vocab, d_model) .npy table read from the file as needed (pread, ~4 us a
+    row). Neither loaded nor memory-mapped: a mapping's fault-around pulls in 64 KB around
+    every row touched, which over a few hundred distinct tokens is most of the 106 MB."""
+
+    def __init__(self, path: Path):
+        try:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                self.shape, fortran, self.dtype = read_header(f)
+                self._offset = f.tell()
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable ({exc})") from None
+        if fortran or len(self.shape) != 2 or path.stat().st_size < self._offset + self.shape[0] * self.shape[1] * self.dtype.itemsize:
+            raise ModelError(f"{path}: not a complete (vocab, d_model) table")
+        self._row = self.shape[1] * self.dtype.itemsize
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __getitem__(self, ids: np.ndarray) -> np.ndarray:
+        out = np.empty((*ids.shape, self.shape[1]), dtype=self.dtype)
+        rows = out.reshape(-1, self.shape[1])
+        for k, i in enumerate(ids.ravel().tolist()):
+            rows[k] = np.frombuffer(os.pread(self._fd, self._row, self._offset + i * self._row), dtype=self.dtype)
+        return out
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+
+def _sessions(paths: list[Path], options: ort.SessionOptions) -> list[ort.InferenceSession]:
+    """Load the sessions side by side: ONNX Runtime releases the GIL while it reads,
+    optimizes and prepacks a model, so two cores load two models at once."""
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        futures = [pool.submit(_session, p, options) for p in paths]
+        return [f.result() for f in futures]  # the first failure (a ModelError naming its file) is raised
+
+
 def uses_merged_decoder(folder: Path) -> bool:
     """A folder without the two separate decoders runs its merged one (the `merged` variant)."""
     return not (folder / DECODER_FIRST).is_file() and (folder / DECODER_MERGED).is_file()
@@ -167,14 +208,13 @@ class WhisperSessions:
         self.config = config
         self.t_step_run = 0.0
         opts = config.options()
-        self.encoder = _session(self.folder / ENCODER, opts)
-        if self.kind == "mha":
-            self.decoder_first = self.decoder_with_past = _session(self.folder / DECODER_MHA, opts)
-        elif self.merged:
-            self.decoder_first = self.decoder_with_past = _session(self.folder / DECODER_MERGED, opts)
+        if self.kind == "pair":
+            self.encoder, self.decoder_first, self.decoder_with_past = _sessions(
+                [self.folder / ENCODER, self.folder / DECODER_FIRST, self.folder / DECODER_WITH_PAST], opts)
         else:
-            self.decoder_first = _session(self.folder / DECODER_FIRST, opts)
-            self.decoder_with_past = _session(self.folder / DECODER_WITH_PAST, opts)
+            decoder = DECODER_MHA if self.kind == "mha" else DECODER_MERGED
+            self.encoder, self.decoder_first = _sessions([self.folder / ENCODER, self.folder / decoder], opts)
+            self.decoder_with_past = self.decoder_first
         model_cfg = self.configs["config.json"]
         self.vocab_size = int(model_cfg["vocab_size"])
         self.n_layers = int(model_cfg["decoder_layers"])
@@ -192,10 +232,7 @@ class WhisperSessions:
             self._mha_past = [f"past.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self._mha_cross = [f"cross.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self._mha_outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
-            try:
-                self._embeddings = np.load(self.folder / EMBEDDINGS, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"{self.folder / EMBEDDINGS}: unreadable ({exc})") from None
+            self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
             self._check_mha_shapes()
         else:
             self._check_shapes()
@@ -205,12 +242,12 @@ class WhisperSessions:
         if logits.shape[-1] != self.vocab_size:
             raise ModelError(f"{self.folder / DECODER_MHA}: {logits.shape[-1]} logits, config.json says {self.vocab_size}")
         missing = set(self._mha_past + self._mha_cross) - {i.name for i in self.decoder_first.get_inputs()}
-        if missing or self.encoder.get_outputs()[0].name != "cross_kv" or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
+        if missing or self.encoder.get_outputs()[0].name != "cross_kv.0" or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
             raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")
 
-    def batch_of(self, states: np.ndarray) -> int:
-        """Rows in what encode() returned: cross K/V lead with the layer axis in the mha variant."""
-        return states.shape[1] if self.kind == "mha" else states.shape[0]
+    def batch_of(self, states) -> int:
+        """Rows in what encode() returned: the mha variant's per-layer (2, B, ...) cross K/V."""
+        return states[0].shape[1] if self.kind == "mha" else states.shape[0]
 
     def _check_shapes(self) -> None:
         logits = self.decoder_first.get_outputs()[0]
@@ -230,13 +267,15 @@ class WhisperSessions:
             }
         return self._merged_step_feeds[batch]
 
-    def encode(self, mel: np.ndarray) -> np.ndarray:
-        return self.encoder.run(None, {"input_features": mel})[0]
+    def encode(self, mel: np.ndarray):
+        """Encoder states (B, frames, d_model); in the mha variant each layer's cross K/V."""
+        outs = self.encoder.run(None, {"input_features": mel})
+        return outs if self.kind == "mha" else outs[0]
 
     def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray):
         """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V)."""
         if self.kind == "mha":
-            cross = list(encoder_states)  # (2 * layers, B, 8, frames, 64): contiguous views, no copy
+            cross = [kv for layer in encoder_states for kv in layer]  # K, V of each layer: contiguous views, no copy
             empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
             feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(input_ids.shape[1], dtype=np.int64)}
             feeds.update(dict.fromkeys(self._mha_past, empty))
