@@ -197,9 +197,9 @@ def main(argv=None) -> int:
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     lines = [f"{audio_s / 60:.2f} min of audio ({audio_s:.1f} s: {len(order)} whole pieces, {', '.join(SOURCES)} in turn), "
              f"{a.threads} threads, warm, median of {a.rounds} round(s); each setting in its own process.", "",
-             "| setting | seconds | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper']:.2f}x | "
+             "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper']:.2f}x | "
               f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} |" for r in rows]
     lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
               "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
