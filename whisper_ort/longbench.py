@@ -78,6 +78,7 @@ def worker(argv: list[str]) -> None:
     kind, path, threads = argv[0], argv[1], int(argv[2])
     batch = int(argv[3]) if len(argv) > 3 else 1
     chunking = argv[4] if len(argv) > 4 else "strided"
+    info: dict = {}  # extra fields of the answer
     if kind == "whisper_ort":
         from .pipeline import Transcriber
 
@@ -86,6 +87,8 @@ def worker(argv: list[str]) -> None:
         def once():
             r = t.transcribe(path)
             return r.text.strip(), r.n_windows
+
+        info["variant"] = t.variant
     elif kind == "faster_whisper":
         from .peers.faster_whisper import FasterWhisperPeer
 
@@ -132,7 +135,7 @@ def worker(argv: list[str]) -> None:
     once()  # warm
     start = time.perf_counter()
     text, n_windows = once()
-    print(json.dumps({"elapsed_s": time.perf_counter() - start, "text": text, "n_windows": n_windows}))
+    print(json.dumps({"elapsed_s": time.perf_counter() - start, "text": text, "n_windows": n_windows, **info}))
 
 
 def run_worker(kind: str, path: Path, threads: int, batch: int = 1, chunking: str = "strided") -> dict:
@@ -191,12 +194,14 @@ def main(argv=None) -> int:
     by = {r["setting"]: r for r in rows}
     identical = {c: by[f"whisper_ort {c} batch {a.batch_size}"]["text"] == by[f"whisper_ort {c} batch 1"]["text"] for c in ("strided", "silence")}
     ref_words = measures(reference, reference)["ref_words"]
-    result = {"file": str(long_file), "minutes": a.minutes, "duration_s": audio_s, "pieces": order, "threads": a.threads,
+    variants = sorted({r["variant"] for rs in runs.values() for r in rs if "variant" in r})
+    result = {"file": str(long_file), "whisper_ort_variant": variants, "minutes": a.minutes, "duration_s": audio_s, "pieces": order, "threads": a.threads,
               "rounds": a.rounds, "batch_size": a.batch_size, "sources": list(SOURCES), "rows": rows,
               "batched_text_identical": identical, "reference_words": ref_words, "normalizer": normalizer_name(),
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     lines = [f"{audio_s / 60:.2f} min of audio ({audio_s:.1f} s: {len(order)} whole pieces, {', '.join(SOURCES)} in turn), "
-             f"{a.threads} threads, warm, median of {a.rounds} round(s); each setting in its own process.", "",
+             f"{a.threads} threads, warm, median of {a.rounds} round(s); each setting in its own process; "
+             f"whisper_ort variant {', '.join(variants)} (auto).", "",
              "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper']:.2f}x | "
