@@ -161,6 +161,31 @@ def settings(batch: int) -> list[tuple[str, str, int, str]]:
     return rows
 
 
+def markdown(result: dict) -> str:
+    """longform.md from longform.json's contents."""
+    rows, audio_s = result["rows"], result["duration_s"]
+    lines = [f"{audio_s / 60:.2f} min of audio ({audio_s:.1f} s: {len(result['pieces'])} whole pieces, {', '.join(result['sources'])} in turn), "
+             f"{result['threads']} threads, warm, median of {result['rounds']} round(s); each setting in its own process; "
+             f"whisper_ort variant {', '.join(result['whisper_ort_variant'])} (auto).", "",
+             "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper']:.2f}x | "
+              f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} |" for r in rows]
+    lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
+              "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
+              "faster-whisper sequential = its 30 s walk, no VAD; BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
+              "(silence between them is not decoded).", "",
+              f"WER vs proxy: the reference transcripts of the pieces (hf_generate, one file at a time) joined in order, {result['reference_words']} words, "
+              "normalized Whisper's way; a proxy, not ground truth: it is another model run, and the long file's windows "
+              "cross the pieces' boundaries where the reference's did not. Deletions are where windowing loses words: "
+              "faster-whisper's sequential walk (no timestamps, so it seeks a full 30 s) cuts words at its boundaries and loses the rest "
+              "of a window Whisper ends early (a 30 s window decoded to a single short phrase); the strided stitch (transformers' "
+              "`_find_longest_common_sequence`) aligns such a short window inside its neighbour and drops the words after the match.",
+              "", "Batched text identical to unbatched: "
+              + ", ".join(f"{c} {'yes' if same else 'NO'}" for c, same in result["batched_text_identical"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--audio-dir", default="audio")
@@ -169,11 +194,15 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--output-dir", default="results/benchmarks/longform")
+    p.add_argument("--render", action="store_true", help="only rewrite longform.md from longform.json (no runs)")
     a = p.parse_args(argv)
+    out_dir = Path(a.output_dir)
+    if a.render:
+        write_atomic(out_dir / "longform.md", markdown(json.loads((out_dir / "longform.json").read_text())))
+        return 0
     os.environ["HF_HUB_OFFLINE"] = "1"  # the WER normalizer imports transformers
     from .wer import measures, normalizer_name
 
-    out_dir = Path(a.output_dir)
     long_file, order, audio_s = build_long_file(a.audio_dir, out_dir / f"long_{a.minutes:g}min.wav", a.minutes)
     refs = piece_references(a.audio_dir, order, out_dir / "piece_references.json", a.threads)
     reference = " ".join(refs[n].strip() for n in order)
@@ -199,27 +228,10 @@ def main(argv=None) -> int:
               "rounds": a.rounds, "batch_size": a.batch_size, "sources": list(SOURCES), "rows": rows,
               "batched_text_identical": identical, "reference_words": ref_words, "normalizer": normalizer_name(),
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    lines = [f"{audio_s / 60:.2f} min of audio ({audio_s:.1f} s: {len(order)} whole pieces, {', '.join(SOURCES)} in turn), "
-             f"{a.threads} threads, warm, median of {a.rounds} round(s); each setting in its own process; "
-             f"whisper_ort variant {', '.join(variants)} (auto).", "",
-             "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper']:.2f}x | "
-              f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} |" for r in rows]
-    lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
-              "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
-              "faster-whisper sequential = its 30 s walk, no VAD; BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
-              "(silence between them is not decoded).",
-              f"WER vs proxy: the reference transcripts of the pieces (hf_generate, one file at a time) joined in order, {ref_words} words, "
-              "normalized Whisper's way; a proxy, not ground truth: it is another model run, and the long file's windows "
-              "cross the pieces' boundaries where the reference's did not. Deletions are where windowing loses words: "
-              "faster-whisper's sequential walk (no timestamps, so it seeks a full 30 s) cuts words at its boundaries and loses the rest "
-              "of a window Whisper ends early (a 30 s window decoded to a single short phrase); the strided stitch (transformers' "
-              "`_find_longest_common_sequence`) aligns such a short window inside its neighbour and drops the words after the match.",
-              "", "Batched text identical to unbatched: " + ", ".join(f"{c} {'yes' if same else 'NO'}" for c, same in identical.items()) + "."]
     write_json(out_dir / "longform.json", result)
-    write_atomic(out_dir / "longform.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = markdown(result)
+    write_atomic(out_dir / "longform.md", text)
+    print(text, end="")
     return 0
 
 
