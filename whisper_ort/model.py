@@ -242,12 +242,12 @@ class WhisperSessions:
         if logits.shape[-1] != self.vocab_size:
             raise ModelError(f"{self.folder / DECODER_MHA}: {logits.shape[-1]} logits, config.json says {self.vocab_size}")
         missing = set(self._mha_past + self._mha_cross) - {i.name for i in self.decoder_first.get_inputs()}
-        if missing or self.encoder.get_outputs()[0].name != "cross_kv.0" or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
+        if missing or [o.name for o in self.encoder.get_outputs()] != self._mha_cross or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
             raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")
 
     def batch_of(self, states) -> int:
-        """Rows in what encode() returned: the mha variant's per-layer (2, B, ...) cross K/V."""
-        return states[0].shape[1] if self.kind == "mha" else states.shape[0]
+        """Rows in what encode() returned: an array, or the mha variant's list of cross K/V."""
+        return states[0].shape[0] if self.kind == "mha" else states.shape[0]
 
     def _check_shapes(self) -> None:
         logits = self.decoder_first.get_outputs()[0]
@@ -275,7 +275,7 @@ class WhisperSessions:
     def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray):
         """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V)."""
         if self.kind == "mha":
-            cross = [kv for layer in encoder_states for kv in layer]  # K, V of each layer: contiguous views, no copy
+            cross = list(encoder_states)  # K, V of each layer, as the encoder wrote them
             empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
             feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(input_ids.shape[1], dtype=np.int64)}
             feeds.update(dict.fromkeys(self._mha_past, empty))
