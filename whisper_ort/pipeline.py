@@ -68,6 +68,7 @@ class Transcriber:
         arena: bool = True,
         mem_pattern: bool = True,
         shared_pool: bool = False,
+        shared_arena: bool = True,
     ):
         if chunking not in CHUNKINGS:
             raise ValueError(f"chunking must be one of {CHUNKINGS}, not {chunking!r}")
@@ -75,7 +76,7 @@ class Transcriber:
         self.model_dir = variant_dir(Path(model_dir), variant)
         self.session_config = SessionConfig(threads=threads, inter_threads=inter_threads, graph_opt=graph_opt, execution_mode=execution_mode,
                                             spinning=spinning, prepacking=prepacking, arena=arena, mem_pattern=mem_pattern,
-                                            shared_pool=shared_pool)
+                                            shared_pool=shared_pool, shared_arena=shared_arena)
         t0 = time.perf_counter()
         self.sessions = WhisperSessions(self.model_dir, self.session_config)
         gen = self.sessions.configs["generation_config.json"]
