@@ -27,7 +27,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
     p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", help="no preplanned activation block")
     p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help="a thread pool per session (ONNX Runtime's default; the CLI shares one pool)")
-    p.add_argument("--per-session-arena", dest="shared_arena", action="store_false", help="a memory arena per session (the CLI shares one with the pool)")
+    p.add_argument("--shared-arena", action="store_true", help="one memory arena for all sessions (with the shared pool; measured slower per token)")
     p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")

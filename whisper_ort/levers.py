@@ -32,7 +32,7 @@ LEVERS = [
     ("tied_lowmem", "merged-tied, no prepacking, no arena", ["--variant", "merged-tied", "--no-prepacking", "--no-arena"]),
     ("mha", "fused encoder + cross K/V projection, our decoder graph (MultiHeadAttention, no If, last-position logits, embeddings outside)", ["--variant", "mha"]),
     ("mha_no_arena", "mha without the CPU memory arena", ["--variant", "mha", "--no-arena"]),
-    ("mha_session_arenas", "mha with an arena per session (growing by powers of two), not one shared", ["--variant", "mha", "--per-session-arena"]),
+    ("mha_shared_arena", "mha with one arena for all sessions, growing by what is asked", ["--variant", "mha", "--shared-arena"]),
     ("mha_noprepack", "mha, GEMM weights not prepacked", ["--variant", "mha", "--no-prepacking"]),
     ("graph_basic", "baseline with graph optimization level basic", ["--variant", "default", "--graph-opt", "basic"]),
     ("threads_1", "baseline with 1 intra-op thread", ["--variant", "default", "--threads", "1"]),

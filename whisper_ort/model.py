@@ -54,8 +54,10 @@ class SessionConfig:
     # process must use it, other libraries' included. The CLI turns it on.
     shared_pool: bool = False
     # With the shared pool, also one CPU arena for all sessions, growing by what is asked
-    # (not by powers of two): the decoder reuses what the encoder freed. Peak RSS -15 MB.
-    shared_arena: bool = True
+    # (not by powers of two). Measured: peak RSS -15 MB over audio/ but none on the levers'
+    # files, and the token step ~15 % slower (the K/V that grow each step keep extending
+    # it), so off by default; `--shared-arena` turns it on.
+    shared_arena: bool = False
 
     def options(self) -> ort.SessionOptions:
         """Session options; the first call with shared_pool creates the process-wide pool."""

@@ -68,7 +68,7 @@ class Transcriber:
         arena: bool = True,
         mem_pattern: bool = True,
         shared_pool: bool = False,
-        shared_arena: bool = True,
+        shared_arena: bool = False,
     ):
         if chunking not in CHUNKINGS:
             raise ValueError(f"chunking must be one of {CHUNKINGS}, not {chunking!r}")
