@@ -1155,6 +1155,9 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
                     f"decoder step: {fmt(floors['decoder_step_bytes']['total'] / 1e6, 1)} MB read (weights {fmt((floors['decoder_step_bytes']['layers'] + floors['decoder_step_bytes']['output_projection']) / 1e6, 1)} MB, "
                     f"cross K/V {fmt(floors['decoder_step_bytes']['cross_kv'] / 1e6, 1)} MB, self K/V {fmt(floors['decoder_step_bytes']['self_kv'] / 1e6, 1)} MB).", ""]
             out.append(floors_md(table, floors))
+            out += ["", "The mha variant projects every layer's cross-attention K/V inside its encoder graph, so its encoder is above "
+                    "the encoder-only floor and its first step below the first-step floor (which counts that projection); "
+                    "`encoder + first step` is the row that compares across variants.", ""]
             out += ["", hardware_md(floors)]
             out.append(img(plot_stage_floors, table, alt="stages against floors", note=lat_note))
             out.append(img(plot_ms_per_token, latency, floors=floors, alt="ms per token", note=lat_note))
