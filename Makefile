@@ -4,7 +4,10 @@
 PYTHON       ?= python3
 VENV         := .venv
 BIN          := $(VENV)/bin
-SHARED_AUDIO ?= ../shared/audio
+# ../shared/audio beside the checkout; for a clone made elsewhere (a temp dir), the one
+# beside the local repository it was cloned from.
+ORIGIN       := $(shell git config --get remote.origin.url 2>/dev/null)
+SHARED_AUDIO ?= $(firstword $(wildcard ../shared/audio $(if $(ORIGIN),$(dir $(abspath $(ORIGIN)))shared/audio)) ../shared/audio)
 MODEL_DIR    ?= whisper-base-with-past
 PARAMS       ?= params/default.yaml
 THREADS      ?= 2
