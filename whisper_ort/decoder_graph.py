@@ -68,12 +68,11 @@ class _Graph:
         return outputs
 
 
-def build_decoder(hf_dir: Path, n_layers: int, vocab: int, d_model: int = 512):
-    """The decoder ModelProto: inputs inputs_embeds (B, T, 512), position_ids (T,), past and cross K/V;
-    outputs logits (B, vocab) for the last position and present self K/V."""
+def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: int = 512):
+    """The decoder ModelProto from the weights `w`: inputs inputs_embeds (B, T, 512), position_ids
+    (T,), past and cross K/V; outputs logits (B, vocab) for the last position and present self K/V."""
     from onnx import TensorProto, helper
 
-    w = _load_weights(hf_dir)
     g = _Graph()
     head = d_model // HEADS
     kv_shape = ["batch", HEADS, "past", head]
@@ -143,7 +142,7 @@ def build_decoder(hf_dir: Path, n_layers: int, vocab: int, d_model: int = 512):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
 
 
-def add_cross_kv(encoder, hf_dir: Path, n_layers: int, d_model: int = 512):
+def add_cross_kv(encoder, w: dict[str, np.ndarray], n_layers: int, d_model: int = 512):
     """The encoder with outputs `cross.{layer}.key` / `.value` (B, 8, frames, 64) instead of
     last_hidden_state: each decoder layer's cross-attention K and V (V without its bias,
     which the decoder folded into the output projection). One output each, not one for
@@ -151,7 +150,6 @@ def add_cross_kv(encoder, hf_dir: Path, n_layers: int, d_model: int = 512):
     4-D (0, 2, 1, 3) transposes take ONNX Runtime's fast path (a 5-D one measured ~50 ms)."""
     from onnx import TensorProto, helper
 
-    w = _load_weights(hf_dir)
     states = encoder.graph.output[0].name
     g = _Graph()
     shape = g.init("cross.heads_shape", np.array([0, 0, HEADS, d_model // HEADS], dtype=np.int64))
@@ -176,5 +174,6 @@ def build_mha_graphs(fused_encoder: Path, hf_dir: Path, config: dict):
     import onnx
 
     n_layers, vocab, d_model = int(config["decoder_layers"]), int(config["vocab_size"]), int(config["d_model"])
-    encoder = add_cross_kv(onnx.load(str(fused_encoder)), hf_dir, n_layers, d_model)
-    return encoder, build_decoder(hf_dir, n_layers, vocab, d_model), _load_weights(hf_dir)["decoder.embed_tokens.weight"]
+    w = _load_weights(hf_dir)  # once: 290 MB of safetensors
+    encoder = add_cross_kv(onnx.load(str(fused_encoder)), w, n_layers, d_model)
+    return encoder, build_decoder(w, n_layers, vocab, d_model), w["decoder.embed_tokens.weight"]

@@ -118,19 +118,19 @@ def _fixed_mmap_threshold(size: int = 128 * 1024) -> None:
         pass
 
 
-_ARENA: bool | None = None
+_ARENA = False
 
 
 def _shared_arena() -> bool:
     """Register one process-wide CPU arena (extend strategy: same as requested) once."""
     global _ARENA
-    if _ARENA is None:
+    if not _ARENA:
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
         try:
-            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
             ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))  # max, kSameAsRequested, defaults
-            _ARENA = True
-        except Exception:  # another component registered one first: use theirs
-            _ARENA = True
+        except Exception:  # another component registered one first: the sessions use theirs
+            pass
+        _ARENA = True
     return _ARENA
 
 
@@ -216,16 +216,14 @@ def _sessions(paths: list[Path], options: ort.SessionOptions) -> list[ort.Infere
         return [f.result() for f in futures]  # the first failure (a ModelError naming its file) is raised
 
 
-def uses_merged_decoder(folder: Path) -> bool:
-    """A folder without the two separate decoders runs its merged one (the `merged` variant)."""
-    return not (folder / DECODER_FIRST).is_file() and (folder / DECODER_MERGED).is_file()
-
-
 def decoder_kind(folder: Path) -> str:
-    """"mha" (our decoder graph), "merged" (optimum's merged decoder) or "pair" (decoder + decoder_with_past)."""
+    """"mha" (our decoder graph), "merged" (optimum's merged decoder, in a folder without the
+    two separate ones) or "pair" (decoder + decoder_with_past)."""
     if (folder / DECODER_MHA).is_file():
         return "mha"
-    return "merged" if uses_merged_decoder(folder) else "pair"
+    if not (folder / DECODER_FIRST).is_file() and (folder / DECODER_MERGED).is_file():
+        return "merged"
+    return "pair"
 
 
 class WhisperSessions:
