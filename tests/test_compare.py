@@ -32,7 +32,7 @@ def compare_run(tmp_path_factory, model_dir, audio_dir):
         pytest.skip(f"not installed: {', '.join(missing)}")
     out = tmp_path_factory.mktemp("compare")
     argv = ["--implementations", ",".join(names), "--audio-dir", str(audio_dir), "--files", "jfk.flac", "--onnx-dir", str(model_dir)]
-    argv += ["--threads", "2", "--repeats", "1", "--warmup", "0", "--output-dir", str(out), "--no-progress"]
+    argv += ["--threads", "2", "--repeats", "1", "--warmup", "0", "--cold-starts", "2", "--output-dir", str(out), "--no-progress"]
     status = compare.main(argv)
     return names, out, status
 
@@ -65,10 +65,13 @@ def test_compare_writes_records_and_summary(compare_run):
     for name in names:
         entry = summary["implementations"][name]
         assert entry["cold_start_s"] >= entry["load_s"] > 0
+        assert len(entry["cold_starts_s"]) == 2 and entry["cold_starts_s"][0] == entry["cold_start_first_s"]
+        assert min(entry["cold_starts_s"]) <= entry["cold_start_s"] <= max(entry["cold_starts_s"])
         assert entry["peak_rss_mb"] >= entry["rss_after_load_mb"] > 0
         assert entry["t_total_s"]["p50"] > 0
     assert summary["implementations"][summary["baseline"]]["p50_ratio_to_baseline"] == pytest.approx(1.0)
     assert len(json.loads((out / "cold_records.json").read_text())) == len(names)
+    assert "the median of 2 spawns" in (out / "summary_table.md").read_text()
 
 
 def _args(**kw) -> argparse.Namespace:

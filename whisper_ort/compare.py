@@ -10,7 +10,9 @@ How it measures (DESIGN.md, "Measuring honestly"):
 - Cold start: workers are started one at a time (nothing else runs meanwhile); cold
   start is the time from spawning the process to receiving the transcript of the first
   file (interpreter, imports, model load, one transcription; the OS page cache is warm).
-  The worker's own model load time is recorded beside it.
+  The worker's own model load time is recorded beside it. With `--cold-starts N`, N - 1
+  more processes per implementation are spawned, timed the same way and closed, in
+  rounds (A B C, A B C, ...); the summary gives the median and every spawn's time.
 - Then `--warmup` more runs of the first file in every worker, then `--repeats` rounds
   over all files, interleaved file by file: A B C D on file 1, A B C D on file 2, ...
 - Peak RSS: each worker's VmHWM from /proc at the end (and right after its cold run).
@@ -233,6 +235,7 @@ class Plan:
     audio_dir: Path | None = None
     progress: bool = True
     cold_file: Path | None = None  # the file of the cold start and the warmup (default: files[0])
+    cold_starts: int = 1  # spawns timed per implementation; the first one stays as the warm worker
 
     @property
     def first(self) -> Path:
@@ -246,7 +249,8 @@ class ImplState:
     cap: object | None = None
     ready: dict = field(default_factory=dict)
     ready_s: float | None = None
-    cold_start_s: float | None = None
+    cold_start_s: float | None = None  # the first spawn (the worker that goes on to the warm runs)
+    cold_starts_s: list[float] = field(default_factory=list)  # every spawn timed, the first included
     cold_record: dict | None = None
     hwm_after_cold_mb: float | None = None
     peak_rss_mb: float | None = None
@@ -292,26 +296,57 @@ def _run_one(state: ImplState, path: Path, repeat: int, timeout: float) -> Recor
     return record
 
 
+def _cold_run(plan: Plan, name: str, cap, log_path: Path) -> tuple[Worker, float, dict, dict]:
+    """Spawn a worker and have it transcribe the cold-start file: (worker, seconds from
+    spawn to transcript, its ready message, the record). Raises WorkerError."""
+    worker = Worker(name, _worker_argv(plan, name, cap), worker_env(plan.threads), log_path)
+    try:
+        worker.send(f"run {plan.first} -1")  # queued in the pipe; read as soon as the model is loaded
+        t_ready, ready = worker.expect("ready", plan.timeout_s)
+        ready["ready_s"] = t_ready - worker.t_spawn
+        t_done, msg = worker.expect("record", plan.timeout_s)
+    except WorkerError:
+        worker.close(timeout=5)
+        raise
+    return worker, t_done - worker.t_spawn, ready, msg["record"]
+
+
 def _start(plan: Plan, state: ImplState, log_dir: Path) -> None:
     """Spawn the worker, have it transcribe the first file, and time that cold start."""
     from .peers.limits import MemoryCap
 
     state.cap = MemoryCap(plan.memory_gb, state.name)
-    first = plan.first
-    worker = Worker(state.name, _worker_argv(plan, state.name, state.cap), worker_env(plan.threads), log_dir / f"{state.name}.log")
-    state.worker = worker
     try:
-        worker.send(f"run {first} -1")  # queued in the pipe; read as soon as the model is loaded
-        t_ready, ready = worker.expect("ready", plan.timeout_s)
-        state.ready, state.ready_s = ready, t_ready - worker.t_spawn
-        t_done, msg = worker.expect("record", plan.timeout_s)
+        worker, seconds, ready, record = _cold_run(plan, state.name, state.cap, log_dir / f"{state.name}.log")
     except WorkerError as exc:
         state.error = str(exc)
-        worker.close(timeout=5)
         return
-    state.cold_start_s = t_done - worker.t_spawn
-    state.cold_record = msg["record"]
-    state.hwm_after_cold_mb = worker.memory_mb()["hwm_mb"] or msg.get("hwm_mb")
+    state.worker = worker
+    state.ready, state.ready_s = ready, ready.pop("ready_s")
+    state.cold_start_s = seconds
+    state.cold_starts_s.append(seconds)
+    state.cold_record = record
+    state.hwm_after_cold_mb = worker.memory_mb()["hwm_mb"] or record.get("hwm_mb")
+
+
+def _more_cold_starts(plan: Plan, states: list[ImplState], log_dir: Path, log) -> None:
+    """Rounds of one more spawn per implementation, each timed to its transcript and closed
+    (under a memory cap of its own: the idle warm worker must not count against it)."""
+    from .peers.limits import MemoryCap
+
+    for k in range(2, plan.cold_starts + 1):
+        for state in states:
+            cap = MemoryCap(plan.memory_gb, f"{state.name}-cold{k}")
+            try:
+                worker, seconds, _, _ = _cold_run(plan, state.name, cap, log_dir / f"{state.name}.cold{k}.log")
+            except WorkerError as exc:  # the warm worker is unaffected; this spawn is just not counted
+                log(f"{state.name}: cold start {k} failed: {exc}")
+                cap.cleanup()
+                continue
+            worker.close()
+            cap.cleanup()
+            state.cold_starts_s.append(seconds)
+            log(f"{state.name}: cold start {k}: {seconds:.2f} s")
 
 
 def _progress(total: int, enabled: bool):
@@ -347,6 +382,7 @@ def compare(plan: Plan, log=None) -> dict:
             else:
                 log(f"{name}: cold start {state.cold_start_s:.2f} s (load {state.ready.get('load_s', 0):.2f} s)")
         live = [s for s in states.values() if not s.error]
+        _more_cold_starts(plan, live, log_dir, log)
         for _ in range(plan.warmup):
             for state in live:
                 _run_one(state, plan.first, -1, plan.timeout_s)
@@ -466,7 +502,9 @@ def build_summary(plan: Plan, states: dict[str, ImplState], records: list[Record
             "memory_cap": state.cap.describe() if state.cap is not None else None,
             "load_s": state.ready.get("load_s"),
             "ready_s": state.ready_s,
-            "cold_start_s": state.cold_start_s,
+            "cold_start_s": stats(state.cold_starts_s)["p50"] if state.cold_starts_s else None,  # median over the spawns
+            "cold_starts_s": state.cold_starts_s,
+            "cold_start_first_s": state.cold_start_s,
             "cold_start_file": plan.first.name,
             "cold_record": state.cold_record,
             "rss_after_load_mb": state.ready.get("rss_mb"),
@@ -498,6 +536,7 @@ def build_summary(plan: Plan, states: dict[str, ImplState], records: list[Record
         "baseline_requested": plan.baseline,
         "files": [p.name for p in plan.files],
         "cold_start_file": plan.first.name,
+        "cold_starts": plan.cold_starts,
         "audio_dir": str(plan.audio_dir) if plan.audio_dir else None,
         "repeats": plan.repeats,
         "warmup": plan.warmup,
@@ -598,8 +637,9 @@ def summary_table_md(summary: dict) -> str:
     lines += [
         "",
         "- p95 time: the seed's Time column, the 95th percentile of end-to-end `t_total` (file to text) over every file and repeat; p50 the median.",
-        f"- cold start: a fresh process from spawn to the transcript of `{summary['cold_start_file']}` (imports, model load, one run; page cache warm); "
-        "peak RSS: the process's VmHWM at the end of the run.",
+        f"- cold start: a fresh process from spawn to the transcript of `{summary['cold_start_file']}` (imports, model load, one run; page cache warm)"
+        + (f", the median of {summary['cold_starts']} spawns per implementation taken in rounds; " if summary.get("cold_starts", 1) > 1 else "; ")
+        + "peak RSS: the process's VmHWM at the end of the run.",
         f"- WER: corpus WER over the {n_ref} file(s) with a `reference_text` in MANIFEST.csv, both sides through {summary.get('wer_normalizer') or 'n/a'}.",
         f"- ratio: p50 / p50 of {base} (> 1 is slower)"
         + (f"; {summary['baseline_requested']} was not in the run, so the baseline is {base}." if base != summary["baseline_requested"] else "."),
@@ -713,6 +753,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="threads per implementation (default 2; with --cores-list/--cpuset: the core count)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="runs of the cold-start file in every worker after its cold start, before measuring")
+    parser.add_argument("--cold-starts", type=int, default=1, help="processes spawned and timed per implementation for the cold start (the median is reported)")
     parser.add_argument("--cold-file", default="jfk.flac", help="file (name in --audio-dir) of the cold start and warmup; the first file when it is not in the run")
     parser.add_argument("--onnx-dir", default="whisper-base-with-past")
     parser.add_argument("--output-dir", default=None, help=f"default {DEFAULT_OUTPUT_DIR}; with limits: {DEFAULT_RESULTS_DIR}/container_<cores>c<mem>g/<sut>")
@@ -781,6 +822,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
         "audio_dir": Path(args.audio_dir).resolve(),
         "progress": not args.no_progress,
         "cold_file": cold,
+        "cold_starts": max(1, getattr(args, "cold_starts", 1)),
     }
     limited = any(x is not None for x in (args.cpuset, args.memory_gb, args.cores_list, args.sut))
     if not limited:

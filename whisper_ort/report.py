@@ -1173,8 +1173,10 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
         files_t, impls_t = peers_table(compare_df, compare_summary)
         reps = compare_summary.get("repeats") if compare_summary else None
         warm = compare_summary.get("warmup") if compare_summary else None
+        spawns = (compare_summary or {}).get("cold_starts") or 1
+        cold = f"the median of {spawns} fresh processes, each to its first transcript" if spawns > 1 else "a fresh process to its first transcript"
         out.append(f"Each implementation in its own process, interleaved, same threads, same audio, greedy decoding, FP32 (`whisper-ort compare`), {reps} repeat(s) after {warm} warmup run(s). "
-                   "Ratio > 1: slower than whisper_ort. Stage times as each implementation can measure them; cold start = a fresh process to its first transcript; peak RSS = the worker's VmHWM.")
+                   f"Ratio > 1: slower than whisper_ort. Stage times as each implementation can measure them; cold start = {cold}; peak RSS = the worker's VmHWM.")
         out += ["", peers_md(files_t, impls_t)]
         out.append(img(plot_peers_latency, compare_df, alt="peers latency", note=cmp_note))
         out.append(img(plot_peers_ratio, compare_df, alt="peers ratio", note=cmp_note))
