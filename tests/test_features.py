@@ -111,3 +111,13 @@ def test_batch_equals_single_windows(audio_dir):
     for row, window in zip(batch, windows, strict=True):
         np.testing.assert_array_equal(row, log_mel_spectrogram(window))
     assert log_mel_batch([]).shape == (0, N_MELS, N_FRAMES)
+
+
+@pytest.mark.parametrize("n", [0, 1, 200, 201, 16000, 32077, CHUNK_SAMPLES - N_FFT - 1, CHUNK_SAMPLES - N_FFT, CHUNK_SAMPLES])
+def test_skipping_the_padding_frames_is_exact(monkeypatch, n):
+    from whisper_ort import features
+
+    x = np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32)
+    skipped = log_mel_spectrogram(x)
+    monkeypatch.setattr(features, "_frames_with_audio", lambda n_samples: N_FRAMES)  # every frame through the FFT
+    np.testing.assert_array_equal(skipped, log_mel_spectrogram(x))

@@ -110,24 +110,35 @@ def _mel_bands() -> list[tuple[int, int, np.ndarray]]:
     return bands
 
 
+def _frames_with_audio(n_samples: int) -> int:
+    """Frames whose 400-sample window reaches into the first n_samples; every later frame
+    sees only the zero padding (and its reflection), so its power is exactly 0 and its
+    FFT is skipped: 2 s of audio needs 202 of the 3000 frames (11 ms -> 1 ms)."""
+    if n_samples >= CHUNK_SAMPLES - N_FFT:  # the reflected tail may hold samples
+        return N_FRAMES
+    return min(N_FRAMES, (n_samples + N_FFT // 2) // HOP_LENGTH + 1)
+
+
 def _log_mel_into(samples: np.ndarray, out: np.ndarray) -> None:
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
+    live = _frames_with_audio(x.shape[0])
     x = pad_or_trim(x)
     # Centred frames: reflect-pad N_FFT // 2 on both sides (torch.stft(center=True)), take a
     # strided view of the frames (no copy) and only the N_FRAMES kept: the STFT's final
     # frame, which Whisper drops, is never computed.
     x = np.pad(x, N_FFT // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH][:N_FRAMES]
+    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH][:live]
     # float64 FFT: numpy's float32 rfft (pocketfft) is ~1.8x slower than its float64 one here.
-    spec = np.fft.rfft(frames * _hann_window())  # (N_FRAMES, 201)
+    spec = np.fft.rfft(frames * _hann_window())  # (live, 201)
     power = spec.real**2 + spec.imag**2
     # Mel projection band by band rather than one (80 x 201) @ (201 x 3000) GEMM: the
     # filterbank is 98 % zeros, and a threaded BLAS call this small slows down 10-30x when
     # its threads compete for the cores with ONNX Runtime's (or anyone's) spinning threads.
     for m, (lo, hi, weights) in enumerate(_mel_bands()):
-        out[m] = power[:, lo:hi] @ weights
+        out[m, :live] = power[:, lo:hi] @ weights
+    out[:, live:] = 0.0  # frames of the zero padding: their power is exactly 0
     np.maximum(out, np.float32(1e-10), out=out)
     np.log10(out, out=out)
     np.maximum(out, out.max() - np.float32(8.0), out=out)
