@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import WhisperSessions
+from .model import BoundedLogits, WhisperSessions
 from .tokenizer import WhisperTokenizer
 
 NEG_INF = np.float32(-np.inf)
@@ -152,7 +152,8 @@ class GreedyDecoder:
         """One step on <|startoftranscript|>; the likeliest language token per row."""
         sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
         logits, _, _ = self.sessions.first_step(sot, encoder_states)
-        return [int(self.lang_ids[i]) for i in np.argmax(logits[:, self.lang_ids], axis=-1)]
+        scores = logits.columns(self.lang_ids) if isinstance(logits, BoundedLogits) else logits[:, self.lang_ids]
+        return [int(self.lang_ids[i]) for i in np.argmax(scores, axis=-1)]
 
     def decode(self, encoder_states: np.ndarray) -> list[DecodeResult]:
         batch = self.sessions.batch_of(encoder_states)
@@ -169,12 +170,18 @@ class GreedyDecoder:
         steps = 0
         in_ort0 = self.sessions.t_step_run
         t1 = time.perf_counter()
+        # Timestamp rules weigh all timestamp tokens' probabilities: they need every logit.
+        # The other filters only set -inf, which the bounded logits' exact argmax honours.
+        full_logits = any(isinstance(f, TimestampRules) for f in self.filters)
         while True:
             live = [tokens[r] for r in active]
+            if isinstance(logits, BoundedLogits) and full_logits:
+                logits = logits.full()
+            scores = logits.approx if isinstance(logits, BoundedLogits) else logits
             for f in self.filters:
-                f.apply(logits, live)
+                f.apply(scores, live)
             # argmax over the last position only; logits are already (rows, vocab)
-            next_ids = np.argmax(logits, axis=-1)
+            next_ids = logits.argmax() if isinstance(logits, BoundedLogits) else np.argmax(logits, axis=-1)
             keep = []
             for i, row in enumerate(active):
                 tok = int(next_ids[i])

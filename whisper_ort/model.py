@@ -22,6 +22,7 @@ CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preproces
 REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST) + CONFIGS
 REQUIRED_MERGED = (ENCODER, DECODER_MERGED) + CONFIGS
 EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, read row by row (EmbeddingRows)
+MHA_HEAD_OUTPUTS = ("hidden", "approx", "bound")  # the mha decoder's bounded logits (decoder_graph._bounded_head)
 REQUIRED_MHA = (ENCODER, DECODER_MHA, EMBEDDINGS) + CONFIGS
 REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
 
@@ -177,6 +178,47 @@ def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
         raise ModelError(f"{path}: cannot be loaded by ONNX Runtime ({cause[:300]})") from None
 
 
+class BoundedLogits:
+    """The mha decoder's last-position logits: `approx` (B, vocab) with |logit - approx| <=
+    `bound` for every token (decoder_graph._bounded_head), and the hidden state the exact
+    logits come from. Logit filters set -inf in `approx`; argmax() is then exact: only
+    tokens whose approx + bound reaches the row's best approx - bound can win, and those
+    few are scored exactly from their FP32 embedding rows (the projection is tied)."""
+
+    def __init__(self, hidden: np.ndarray, approx: np.ndarray, bound: np.ndarray, sessions: WhisperSessions):
+        self.hidden, self.approx, self.bound, self._sessions = hidden, approx, bound, sessions
+        self.n_candidates: list[int] = []  # tokens scored exactly, per row of the last argmax
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.approx.shape
+
+    def columns(self, ids) -> np.ndarray:
+        """Exact logits (B, len(ids)) of some tokens."""
+        return self._sessions.exact_logits(self.hidden, ids)
+
+    def full(self) -> np.ndarray:
+        """Exact logits (B, vocab), with the -inf the filters set in approx."""
+        logits = self._sessions.exact_logits(self.hidden)
+        logits[np.isneginf(self.approx)] = -np.inf
+        return logits
+
+    def argmax(self) -> np.ndarray:
+        lower = self.approx - self.bound
+        upper = self.approx + self.bound
+        out = np.empty(self.approx.shape[0], dtype=np.int64)
+        self.n_candidates = []
+        for row in range(len(out)):
+            candidates = np.flatnonzero(upper[row] >= lower[row].max())
+            if len(candidates) == 0:  # NaN in the head: take the long way
+                out[row] = int(np.argmax(self.full()[row]))
+                continue
+            exact = self._sessions.exact_logits(self.hidden[row : row + 1], candidates)[0]
+            out[row] = candidates[int(np.argmax(exact))]  # ties: the lowest id, as np.argmax over all
+            self.n_candidates.append(len(candidates))
+        return out
+
+
 class EmbeddingRows:
     """Rows of a (vocab, d_model) .npy table read from the file as needed (pread, ~4 us a
     row). Neither loaded nor memory-mapped: a mapping's fault-around pulls in 64 KB around
@@ -266,16 +308,19 @@ class WhisperSessions:
         if self.kind == "mha":
             self._mha_past = [f"past.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self._mha_cross = [f"cross.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
-            self._mha_outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
+            self._mha_outputs = [*MHA_HEAD_OUTPUTS] + [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
+            self._projection: ort.InferenceSession | None = None  # the FP32 output projection, built when full logits are asked for
             self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
             self._check_mha_shapes()
         else:
             self._check_shapes()
 
     def _check_mha_shapes(self) -> None:
-        logits = self.decoder_first.get_outputs()[0]
-        if logits.shape[-1] != self.vocab_size:
-            raise ModelError(f"{self.folder / DECODER_MHA}: {logits.shape[-1]} logits, config.json says {self.vocab_size}")
+        outputs = self.decoder_first.get_outputs()
+        if tuple(o.name for o in outputs[: len(MHA_HEAD_OUTPUTS)]) != MHA_HEAD_OUTPUTS:
+            raise ModelError(f"{self.folder / DECODER_MHA}: an older graph without the bounded logits (rebuild with `whisper-ort optimize --force`)")
+        if outputs[1].shape[-1] != self.vocab_size:
+            raise ModelError(f"{self.folder / DECODER_MHA}: {outputs[1].shape[-1]} logits, config.json says {self.vocab_size}")
         missing = set(self._mha_past + self._mha_cross) - {i.name for i in self.decoder_first.get_inputs()}
         if missing or [o.name for o in self.encoder.get_outputs()] != self._mha_cross or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
             raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")
@@ -302,6 +347,25 @@ class WhisperSessions:
             }
         return self._merged_step_feeds[batch]
 
+    def exact_logits(self, hidden: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+        """FP32 logits (B, len(ids)) of the mha decoder's hidden states from the tokens'
+        embedding rows; ids=None: all of them, through an ONNX Runtime MatMul built on first
+        use (only timestamp decoding needs every logit: +106 MB then)."""
+        if ids is not None:
+            rows = self._embeddings[np.asarray(ids, dtype=np.int64)]
+            return (hidden.astype(np.float64) @ rows.T.astype(np.float64)).astype(np.float32)
+        if self._projection is None:
+            from onnx import TensorProto, helper, numpy_helper
+
+            table_t = np.ascontiguousarray(np.load(self.folder / EMBEDDINGS).T)
+            graph = helper.make_graph([helper.make_node("MatMul", ["hidden", "table_t"], ["logits"])], "projection",
+                                      [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", table_t.shape[0]])],
+                                      [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", table_t.shape[1]])],
+                                      [numpy_helper.from_array(table_t, "table_t")])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+            self._projection = ort.InferenceSession(model.SerializeToString(), sess_options=self.config.options(), providers=["CPUExecutionProvider"])
+        return self._projection.run(None, {"hidden": hidden})[0]
+
     def encode(self, mel: np.ndarray):
         """Encoder states (B, frames, d_model); in the mha variant each layer's cross K/V."""
         outs = self.encoder.run(None, {"input_features": mel})
@@ -316,7 +380,7 @@ class WhisperSessions:
             feeds.update(dict.fromkeys(self._mha_past, empty))
             feeds.update(zip(self._mha_cross, cross))
             outs = self.decoder_first.run(self._mha_outputs, feeds)
-            return outs[0], outs[1:], cross
+            return BoundedLogits(*outs[:3], self), outs[3:], cross
         feeds = {"input_ids": input_ids, "encoder_hidden_states": encoder_states}
         if self.merged:  # the no-cache branch ignores the past; it only needs well-formed empty inputs
             empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
@@ -335,7 +399,7 @@ class WhisperSessions:
             start = time.perf_counter()
             outs = self.decoder_with_past.run(self._mha_outputs, feeds)
             self.t_step_run += time.perf_counter() - start
-            return outs[0], outs[1:]
+            return BoundedLogits(*outs[:3], self), outs[3:]
         feeds = {"input_ids": input_ids}
         feeds.update(zip(self._past_self, self_kv))
         feeds.update(zip(self._past_cross, cross_kv))

@@ -178,7 +178,7 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
     src = Path(onnx_dir).resolve()
     fused = build_fused(src, log=log)  # a valid fused folder is reused; `whisper-ort optimize --force` rebuilds it first
     dst = variant_dir(src, "mha")
-    if _is_built(dst, force, log):
+    if (dst / DECODER_MHA).is_file() and _has_bounded_head(dst / DECODER_MHA) and _is_built(dst, force, log):
         return dst
     hf_dir = src.with_name(src.name + HF_FOLDER_SUFFIX)
     if not (hf_dir / "model.safetensors").is_file():
@@ -193,6 +193,16 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
         np.save(build / EMBEDDINGS, embeddings)
         _finish(src, build, dst, start, log)
     return dst
+
+
+def _has_bounded_head(decoder: Path) -> bool:
+    """A folder built before the decoder had its bounded logits is rebuilt, not reused."""
+    import onnx
+
+    from .model import MHA_HEAD_OUTPUTS
+
+    outputs = tuple(o.name for o in onnx.load(str(decoder), load_external_data=False).graph.output)
+    return outputs[: len(MHA_HEAD_OUTPUTS)] == MHA_HEAD_OUTPUTS
 
 
 # ---------------------------------------------------------------- encoder attention
