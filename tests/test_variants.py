@@ -82,3 +82,14 @@ def test_mha_decoder_logits_match_the_export(model_dir, audio_dir):
         b, b_self = ours.step(token, b_self, b_cross)
     assert [k.shape for k in a_self] == [k.shape for k in b_self]
     assert max(candidates) < 100  # a bound loose enough to let hundreds through would cost more than it saves
+
+
+@pytest.mark.slow
+def test_bounded_logits_give_the_full_logits_tokens(model_dir, audio_dir, reference_tokens):
+    """The mha decoder's exact argmax from bounded logits against every FP32 logit each step."""
+    from whisper_ort.pipeline import Transcriber
+
+    t = Transcriber(model_dir, threads=2, variant="mha", full_logits=True)
+    assert t.options.full_logits
+    for name in FILES[:2]:
+        assert t.transcribe(audio_dir / name).tokens == reference_tokens[name], name

@@ -215,6 +215,7 @@ def main_bench(args) -> int:
         spinning=args.spinning, prepacking=args.prepacking, arena=args.arena, mem_pattern=args.mem_pattern,
         shared_pool=args.shared_pool,
         shared_arena=args.shared_arena,
+        full_logits=args.full_logits,
     )
     print(summary_table(summary, records))
     print(f"wrote {Path(args.output_dir) / 'inference_per_file.json'}, .csv and inference_summary.json")

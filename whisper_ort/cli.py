@@ -28,6 +28,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", help="no preplanned activation block")
     p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help="a thread pool per session (ONNX Runtime's default; the CLI shares one pool)")
     p.add_argument("--shared-arena", action="store_true", help="one memory arena for all sessions (with the shared pool; measured slower per token)")
+    p.add_argument("--full-logits", action="store_true", help="compute every FP32 logit each step (mha variant: not only the bounded ones that can be the argmax)")
     p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
@@ -128,7 +129,7 @@ def _transcriber(args):
         task=args.task, timestamps=args.timestamps or getattr(args, "format", None) in ("srt", "vtt"),
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, chunking=args.chunking, variant=args.variant,
         tokenizer_json=args.tokenizer_json, spinning=args.spinning, prepacking=args.prepacking, arena=args.arena,
-        mem_pattern=args.mem_pattern, shared_pool=args.shared_pool, shared_arena=args.shared_arena,
+        mem_pattern=args.mem_pattern, shared_pool=args.shared_pool, shared_arena=args.shared_arena, full_logits=args.full_logits,
     )
 
 

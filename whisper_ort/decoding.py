@@ -31,6 +31,9 @@ class DecodingOptions:
     # many times back to back; 0 disables the cut (the compression-ratio flag stays).
     max_repeats: int = 12
     compression_ratio_threshold: float = 2.4
+    # Every FP32 logit each step, even where the mha decoder's bounded logits give the
+    # argmax exactly from a few (the lever's "off"; timestamp rules always need them all).
+    full_logits: bool = False
 
 
 @dataclass
@@ -172,7 +175,7 @@ class GreedyDecoder:
         t1 = time.perf_counter()
         # Timestamp rules weigh all timestamp tokens' probabilities: they need every logit.
         # The other filters only set -inf, which the bounded logits' exact argmax honours.
-        full_logits = any(isinstance(f, TimestampRules) for f in self.filters)
+        full_logits = self.options.full_logits or any(isinstance(f, TimestampRules) for f in self.filters)
         while True:
             live = [tokens[r] for r in active]
             if isinstance(logits, BoundedLogits) and full_logits:

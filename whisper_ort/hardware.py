@@ -113,6 +113,14 @@ def decoder_step_bytes(config: dict | None = None, position: int = 32, positions
     return out
 
 
+def bounded_head_bytes(config: dict | None = None, exact_dims: int = 32) -> int:
+    """Bytes of the mha decoder's bounded logits head (decoder_graph._bounded_head): int8
+    rows over d - exact_dims hidden dims, FP32 over exact_dims; in place of the FP32
+    output projection in a step's reads (the few exactly rescored rows are noise)."""
+    c = config or WHISPER_BASE
+    return c["vocab_size"] * (exact_dims * FLOAT_BYTES + (c["d_model"] - exact_dims))
+
+
 def decoder_first_flops(config: dict | None = None, prompt: int = PROMPT_TOKENS) -> dict:
     """FLOPs of the first decoder step: the cross-attention K/V of every encoder position
     (the bulk), the prompt through the layers and its logits."""

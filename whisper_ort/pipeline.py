@@ -69,6 +69,7 @@ class Transcriber:
         mem_pattern: bool = True,
         shared_pool: bool = False,
         shared_arena: bool = False,
+        full_logits: bool = False,
     ):
         if chunking not in CHUNKINGS:
             raise ValueError(f"chunking must be one of {CHUNKINGS}, not {chunking!r}")
@@ -82,7 +83,7 @@ class Transcriber:
         gen = self.sessions.configs["generation_config.json"]
         tok_path = Path(tokenizer_json) if tokenizer_json else self.model_dir / "tokenizer.json"
         self.tokenizer = WhisperTokenizer(tok_path, gen, self.sessions.vocab_size)
-        self.options = options or DecodingOptions(language=language, task=task, timestamps=timestamps, max_new_tokens=max_new_tokens)
+        self.options = options or DecodingOptions(language=language, task=task, timestamps=timestamps, max_new_tokens=max_new_tokens, full_logits=full_logits)
         self.decoder = GreedyDecoder(self.sessions, self.tokenizer, self.options)
         self.batch_size = max(1, int(batch_size))
         self.chunking = chunking
