@@ -73,17 +73,20 @@ class _Graph:
 
 def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: int = 512):
     """The decoder ModelProto from the weights `w`: inputs inputs_embeds (B, T, 512), position_ids
-    (T,), past and cross K/V; outputs the last position's hidden state (B, 512), its
-    approximate logits and their error bound (B, vocab; see _bounded_head) and present self K/V."""
+    (T,), logit_mask (1 or B, vocab), past and cross K/V; outputs the last position's hidden
+    state (B, 512), the tokens that can be its argmax, bounds on its logits (lower, upper:
+    B x vocab; see _bounded_head) and present self K/V."""
     from onnx import TensorProto, helper
 
     g = _Graph()
     head = d_model // HEADS
     kv_shape = ["batch", HEADS, "past", head]
     inputs = [helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch", "tokens", d_model]),
-              helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["tokens"])]
-    outputs = [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", d_model])]
-    outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", vocab]) for name in MHA_HEAD_OUTPUTS[1:]]
+              helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["tokens"]),
+              helper.make_tensor_value_info("logit_mask", TensorProto.FLOAT, ["mask_rows", vocab])]
+    head_outputs = {"hidden": (TensorProto.FLOAT, ["batch", d_model]), "candidates": (TensorProto.INT64, [2, "candidates"]),
+            "lower": (TensorProto.FLOAT, ["batch", vocab]), "upper": (TensorProto.FLOAT, ["batch", vocab])}
+    outputs = [helper.make_tensor_value_info(name, *head_outputs[name]) for name in MHA_HEAD_OUTPUTS]
     for i in range(n_layers):
         for kv in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past.{i}.{kv}", TensorProto.FLOAT, kv_shape))
@@ -147,9 +150,10 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
 
 
 def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: int = EXACT_DIMS) -> None:
-    """Outputs `approx` and `bound` with |logit - approx| <= bound for every token, from a
-    quarter of the output projection's bytes: greedy decoding only needs the argmax, and
-    only tokens whose approx + bound reaches the best approx - bound can be it; those few
+    """Outputs `lower` and `upper` with lower <= logit <= upper for every token, from a
+    quarter of the output projection's bytes, and `candidates` (2, n: row, token): greedy
+    decoding only needs the argmax, and only tokens whose upper end reaches their row's
+    best lower end can be it (after the input `logit_mask`, 0 or -inf per token); those few
     (1 at the median, <= 17 over the sample files) are then scored exactly from their FP32
     rows (model.BoundedLogits). The FP32 projection is 106 MB read per token, this 31 MB.
 
@@ -180,7 +184,7 @@ def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: 
     (acc,) = g.node("Cast", [acc], name="head/acc_float", to=1)
     (col_scale,) = g.node("Mul", [g.init("head.row_scale", scale), hq_scale], name="head/scale")
     (part_rest,) = g.node("Mul", [acc, col_scale], name="head/rest")
-    g.node("Add", [part_exact, part_rest], ["approx"], name="head/approx")
+    (approx,) = g.node("Add", [part_exact, part_rest], name="head/approx")
     # e = h_rest - s_h (hq - zp), exactly as quantized
     (hq_f,) = g.node("Cast", [hq], name="head/hq_float", to=1)
     (zp_f,) = g.node("Cast", [hq_zp], name="head/zp_float", to=1)
@@ -196,7 +200,15 @@ def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: 
         g.node("Mul", [g.init("head.rounding", 1e-4 * np.linalg.norm(table, axis=1)), norms["all"]], name="head/bound_fp")[0],
     ]
     (partial,) = g.node("Add", terms[:2], name="head/bound_qr")
-    g.node("Add", [partial, terms[2]], ["bound"], name="head/bound")
+    (bound,) = g.node("Add", [partial, terms[2]], name="head/bound")
+    (lower,) = g.node("Sub", [approx, bound], name="head/approx_lower")
+    (upper,) = g.node("Add", [approx, bound], name="head/approx_upper")
+    # The logit filters' -inf (suppressed tokens), fed per step as an additive mask.
+    g.node("Add", [lower, "logit_mask"], ["lower"], name="head/lower")
+    g.node("Add", [upper, "logit_mask"], ["upper"], name="head/upper")
+    (best_lower,) = g.node("ReduceMax", ["lower", axis], name="head/best_lower", keepdims=1)
+    (reaches,) = g.node("GreaterOrEqual", ["upper", best_lower], name="head/reaches")
+    g.node("NonZero", [reaches], ["candidates"], name="head/candidates")
 
 
 def add_cross_kv(encoder, w: dict[str, np.ndarray], n_layers: int, d_model: int = 512):

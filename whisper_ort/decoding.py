@@ -126,6 +126,8 @@ def repeated_tail(seq: list[int], max_repeats: int, max_n: int = 8) -> int:
         span = n * max_repeats
         if len(seq) < span:
             break
+        if seq[-1] != seq[-1 - n]:  # runs every token: reject the common case first
+            continue
         tail = seq[-n:]
         if all(seq[-(k + 1) * n : len(seq) - k * n] == tail for k in range(1, max_repeats)):
             return span - n  # keep one copy of the repeated n-gram
@@ -150,6 +152,18 @@ class GreedyDecoder:
             self.filters.append(TimestampRules(tokenizer, options.max_initial_timestamp_index))
         lang_ids = np.array(sorted(tokenizer.ids.lang_to_id.values()), dtype=np.int64)
         self.lang_ids = lang_ids
+        # Timestamp rules weigh all timestamp tokens' probabilities: they need every logit.
+        # The other filters only set -inf, the same before the first token and after it: the
+        # mha decoder takes them as a mask and returns the few tokens that can be the argmax.
+        self.full_logits = options.full_logits or any(isinstance(f, TimestampRules) for f in self.filters)
+        self.masks = None if self.full_logits else (self._mask([]), self._mask([tokenizer.ids.eot]))
+
+    def _mask(self, tokens: list[int]) -> np.ndarray:
+        """The filters' -inf for a row that has produced `tokens` so far, as (1, vocab) 0 / -inf."""
+        mask = np.zeros((1, self.sessions.vocab_size), dtype=np.float32)
+        for f in self.filters:
+            f.apply(mask, [tokens])
+        return mask
 
     def detect_language(self, encoder_states: np.ndarray) -> list[int]:
         """One step on <|startoftranscript|>; the likeliest language token per row."""
@@ -163,7 +177,8 @@ class GreedyDecoder:
         t0 = time.perf_counter()
         lang_ids = [self.language_id] * batch if self.language_id is not None else self.detect_language(encoder_states)
         prompts = np.array([self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
-        logits, self_kv, cross_kv = self.sessions.first_step(prompts, encoder_states)
+        first_mask, later_mask = self.masks or (None, None)
+        logits, self_kv, cross_kv = self.sessions.first_step(prompts, encoder_states, mask=first_mask)
         t_first = time.perf_counter() - t0
 
         eot = self.tokenizer.ids.eot
@@ -173,18 +188,17 @@ class GreedyDecoder:
         steps = 0
         in_ort0 = self.sessions.t_step_run
         t1 = time.perf_counter()
-        # Timestamp rules weigh all timestamp tokens' probabilities: they need every logit.
-        # The other filters only set -inf, which the bounded logits' exact argmax honours.
-        full_logits = self.options.full_logits or any(isinstance(f, TimestampRules) for f in self.filters)
         while True:
-            live = [tokens[r] for r in active]
-            if isinstance(logits, BoundedLogits) and full_logits:
-                logits = logits.full()
-            scores = logits.approx if isinstance(logits, BoundedLogits) else logits
-            for f in self.filters:
-                f.apply(scores, live)
-            # argmax over the last position only; logits are already (rows, vocab)
-            next_ids = logits.argmax() if isinstance(logits, BoundedLogits) else np.argmax(logits, axis=-1)
+            if isinstance(logits, BoundedLogits) and not self.full_logits:
+                next_ids = logits.argmax()  # the filters' mask went in with the step
+            else:
+                if isinstance(logits, BoundedLogits):
+                    logits = logits.full()
+                live = [tokens[r] for r in active]
+                for f in self.filters:
+                    f.apply(logits, live)
+                # argmax over the last position only; logits are already (rows, vocab)
+                next_ids = np.argmax(logits, axis=-1)
             keep = []
             for i, row in enumerate(active):
                 tok = int(next_ids[i])
@@ -208,7 +222,7 @@ class GreedyDecoder:
                 cross_kv = [a[idx] for a in cross_kv]
                 next_ids = next_ids[idx]
                 active = active[idx]
-            logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv)
+            logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv, mask=later_mask)
             steps += 1
         t_loop = time.perf_counter() - t1
         t_in_ort = self.sessions.t_step_run - in_ort0

@@ -22,7 +22,7 @@ CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preproces
 REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST) + CONFIGS
 REQUIRED_MERGED = (ENCODER, DECODER_MERGED) + CONFIGS
 EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, read row by row (EmbeddingRows)
-MHA_HEAD_OUTPUTS = ("hidden", "approx", "bound")  # the mha decoder's bounded logits (decoder_graph._bounded_head)
+MHA_HEAD_OUTPUTS = ("hidden", "candidates", "lower", "upper")  # the mha decoder's bounded logits (decoder_graph._bounded_head)
 REQUIRED_MHA = (ENCODER, DECODER_MHA, EMBEDDINGS) + CONFIGS
 REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
 
@@ -179,42 +179,47 @@ def _session(path: Path, options: ort.SessionOptions) -> ort.InferenceSession:
 
 
 class BoundedLogits:
-    """The mha decoder's last-position logits: `approx` (B, vocab) with |logit - approx| <=
-    `bound` for every token (decoder_graph._bounded_head), and the hidden state the exact
-    logits come from. Logit filters set -inf in `approx`; argmax() is then exact: only
-    tokens whose approx + bound reaches the row's best approx - bound can win, and those
-    few are scored exactly from their FP32 embedding rows (the projection is tied)."""
+    """The mha decoder's last-position logits, as its bounded head gives them
+    (decoder_graph._bounded_head): the hidden state the exact logits come from, and the
+    (row, token) pairs that can be a row's argmax once the step's mask (the logit filters'
+    -inf) is added. argmax() is exact: a row with one candidate has its argmax; several
+    are scored exactly from their FP32 embedding rows (the projection is tied). `lower`
+    and `upper` (B, vocab) are there when the sessions fetch them (fetch_bounds)."""
 
-    def __init__(self, hidden: np.ndarray, approx: np.ndarray, bound: np.ndarray, sessions: WhisperSessions):
-        self.hidden, self.approx, self.bound, self._sessions = hidden, approx, bound, sessions
-        self.n_candidates: list[int] = []  # tokens scored exactly, per row of the last argmax
+    def __init__(self, hidden: np.ndarray, candidates: np.ndarray, mask: np.ndarray, sessions: WhisperSessions,
+                 lower: np.ndarray | None = None, upper: np.ndarray | None = None):
+        self.hidden, self.candidates, self.mask, self._sessions = hidden, candidates, mask, sessions
+        self.lower, self.upper = lower, upper
+        self.n_candidates: list[int] = []  # tokens that could be the argmax, per row
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.approx.shape
+        return (self.hidden.shape[0], self._sessions.vocab_size)
 
     def columns(self, ids) -> np.ndarray:
         """Exact logits (B, len(ids)) of some tokens."""
         return self._sessions.exact_logits(self.hidden, ids)
 
     def full(self) -> np.ndarray:
-        """Exact logits (B, vocab), with the -inf the filters set in approx."""
-        logits = self._sessions.exact_logits(self.hidden)
-        logits[np.isneginf(self.approx)] = -np.inf
-        return logits
+        """Exact logits (B, vocab), the mask added."""
+        return self._sessions.exact_logits(self.hidden) + self.mask
 
     def argmax(self) -> np.ndarray:
-        lower = self.approx - self.bound
-        upper = self.approx + self.bound
-        out = np.empty(self.approx.shape[0], dtype=np.int64)
+        rows, tokens = self.candidates
+        batch = self.hidden.shape[0]
+        if batch == 1 and len(tokens) == 1:  # the common case: one token can win
+            self.n_candidates = [1]
+            return tokens.copy()
+        out = np.empty(batch, dtype=np.int64)
         self.n_candidates = []
-        for row in range(len(out)):
-            candidates = np.flatnonzero(upper[row] >= lower[row].max())
+        for row in range(batch):
+            candidates = tokens[rows == row]
             if len(candidates) == 0:  # NaN in the head: take the long way
                 out[row] = int(np.argmax(self.full()[row]))
-                continue
-            exact = self._sessions.exact_logits(self.hidden[row : row + 1], candidates)[0]
-            out[row] = candidates[int(np.argmax(exact))]  # ties: the lowest id, as np.argmax over all
+            elif len(candidates) == 1:
+                out[row] = candidates[0]
+            else:  # NonZero lists them in increasing id, so ties go to the lowest, as np.argmax's
+                out[row] = candidates[int(np.argmax(self._sessions.exact_logits(self.hidden[row : row + 1], candidates)[0]))]
             self.n_candidates.append(len(candidates))
         return out
 
@@ -236,9 +241,17 @@ class EmbeddingRows:
         if fortran or len(self.shape) != 2 or path.stat().st_size < self._offset + self.shape[0] * self.shape[1] * self.dtype.itemsize:
             raise ModelError(f"{path}: not a complete (vocab, d_model) table")
         self._row = self.shape[1] * self.dtype.itemsize
+        self._path = path
         self._fd = os.open(path, os.O_RDONLY)
 
+    def table(self) -> np.ndarray:
+        """The whole (vocab, d_model) table, read in one go."""
+        return np.fromfile(self._path, dtype=self.dtype, count=self.shape[0] * self.shape[1], offset=self._offset).reshape(self.shape)
+
     def __getitem__(self, ids: np.ndarray) -> np.ndarray:
+        if ids.size == 1:  # a token step of one row: the fewest calls (they run with cold caches)
+            row = os.pread(self._fd, self._row, self._offset + int(ids.flat[0]) * self._row)
+            return np.frombuffer(row, dtype=self.dtype).reshape(*ids.shape, self.shape[1])
         out = np.empty((*ids.shape, self.shape[1]), dtype=self.dtype)
         rows = out.reshape(-1, self.shape[1])
         for k, i in enumerate(ids.ravel().tolist()):
@@ -308,7 +321,9 @@ class WhisperSessions:
         if self.kind == "mha":
             self._mha_past = [f"past.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self._mha_cross = [f"cross.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
-            self._mha_outputs = [*MHA_HEAD_OUTPUTS] + [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
+            self._mha_present = [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
+            self.fetch_bounds = False  # also fetch the (B, vocab) lower/upper bounds (tests; not needed to decode)
+            self._no_mask = np.zeros((1, self.vocab_size), dtype=np.float32)
             self._projection: ort.InferenceSession | None = None  # the FP32 output projection, built when full logits are asked for
             self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
             self._check_mha_shapes()
@@ -319,8 +334,8 @@ class WhisperSessions:
         outputs = self.decoder_first.get_outputs()
         if tuple(o.name for o in outputs[: len(MHA_HEAD_OUTPUTS)]) != MHA_HEAD_OUTPUTS:
             raise ModelError(f"{self.folder / DECODER_MHA}: an older graph without the bounded logits (rebuild with `whisper-ort optimize --force`)")
-        if outputs[1].shape[-1] != self.vocab_size:
-            raise ModelError(f"{self.folder / DECODER_MHA}: {outputs[1].shape[-1]} logits, config.json says {self.vocab_size}")
+        if outputs[2].shape[-1] != self.vocab_size:
+            raise ModelError(f"{self.folder / DECODER_MHA}: {outputs[2].shape[-1]} logits, config.json says {self.vocab_size}")
         missing = set(self._mha_past + self._mha_cross) - {i.name for i in self.decoder_first.get_inputs()}
         if missing or [o.name for o in self.encoder.get_outputs()] != self._mha_cross or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
             raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")
@@ -352,12 +367,11 @@ class WhisperSessions:
         embedding rows; ids=None: all of them, through an ONNX Runtime MatMul built on first
         use (only timestamp decoding needs every logit: +106 MB then)."""
         if ids is not None:
-            rows = self._embeddings[np.asarray(ids, dtype=np.int64)]
-            return (hidden.astype(np.float64) @ rows.T.astype(np.float64)).astype(np.float32)
+            return hidden @ self._embeddings[np.asarray(ids, dtype=np.int64)].T
         if self._projection is None:
             from onnx import TensorProto, helper, numpy_helper
 
-            table_t = np.ascontiguousarray(np.load(self.folder / EMBEDDINGS).T)
+            table_t = np.ascontiguousarray(self._embeddings.table().T)
             graph = helper.make_graph([helper.make_node("MatMul", ["hidden", "table_t"], ["logits"])], "projection",
                                       [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", table_t.shape[0]])],
                                       [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", table_t.shape[1]])],
@@ -371,16 +385,26 @@ class WhisperSessions:
         outs = self.encoder.run(None, {"input_features": mel})
         return outs if self.kind == "mha" else outs[0]
 
-    def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray):
-        """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V)."""
+    def _run_mha(self, feeds: dict, mask: np.ndarray | None) -> tuple[BoundedLogits, list]:
+        mask = self._no_mask if mask is None else mask
+        feeds["logit_mask"] = mask
+        heads = MHA_HEAD_OUTPUTS if self.fetch_bounds else MHA_HEAD_OUTPUTS[:2]
+        start = time.perf_counter()
+        outs = self.decoder_with_past.run([*heads, *self._mha_present], feeds)
+        self.t_step_run += time.perf_counter() - start  # time inside ONNX Runtime, for the overhead figure
+        return BoundedLogits(*outs[:2], mask, self, *outs[2 : len(heads)]), outs[len(heads) :]
+
+    def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray, mask: np.ndarray | None = None):
+        """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V).
+        mask (mha variant): 0 or -inf per token, added to its logits (the logit filters)."""
         if self.kind == "mha":
             cross = list(encoder_states)  # K, V of each layer, as the encoder wrote them
             empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
             feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(input_ids.shape[1], dtype=np.int64)}
             feeds.update(dict.fromkeys(self._mha_past, empty))
             feeds.update(zip(self._mha_cross, cross))
-            outs = self.decoder_first.run(self._mha_outputs, feeds)
-            return BoundedLogits(*outs[:3], self), outs[3:], cross
+            logits, present = self._run_mha(feeds, mask)
+            return logits, present, cross
         feeds = {"input_ids": input_ids, "encoder_hidden_states": encoder_states}
         if self.merged:  # the no-cache branch ignores the past; it only needs well-formed empty inputs
             empty = np.zeros((input_ids.shape[0], 8, 0, 64), dtype=np.float32)
@@ -390,16 +414,13 @@ class WhisperSessions:
         kv = dict(zip(self.kv_names, outs[1:]))
         return outs[0][:, -1, :], [kv[n] for n in self._self_kv], [kv[n] for n in self._cross_kv]
 
-    def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list):
+    def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None):
         """One token per row through decoder_with_past_model.onnx: (logits, new self K/V)."""
         if self.kind == "mha":
             feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.array([self_kv[0].shape[2]], dtype=np.int64)}
             feeds.update(zip(self._mha_past, self_kv))
             feeds.update(zip(self._mha_cross, cross_kv))
-            start = time.perf_counter()
-            outs = self.decoder_with_past.run(self._mha_outputs, feeds)
-            self.t_step_run += time.perf_counter() - start
-            return BoundedLogits(*outs[:3], self), outs[3:]
+            return self._run_mha(feeds, mask)
         feeds = {"input_ids": input_ids}
         feeds.update(zip(self._past_self, self_kv))
         feeds.update(zip(self._past_cross, cross_kv))
