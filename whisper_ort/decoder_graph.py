@@ -12,7 +12,9 @@ weights, around com.microsoft MultiHeadAttention:
 - decoder: one graph for the prompt (T tokens, empty past) and for each later token
   (T = 1): per layer a fused QKV MatMul, MultiHeadAttention with past/present K/V
   (unidirectional), MatMul/Softmax over the cached cross K/V, SkipLayerNormalization
-  for every residual + norm, BiasGelu. No If node. Logits for the last position only.
+  for every residual + norm, BiasGelu. No If node. For the last position only, no FP32
+  output projection but bounded logits (_bounded_head): int8 rows and an error bound,
+  and the few tokens that can still be the argmax, which the caller scores exactly.
 - token embeddings are looked up outside the graph, row by row from `embed_tokens.npy`
   (model.EmbeddingRows). Inside, the table would be needed twice: as is for the lookup
   and prepacked for the output projection; with only the projection reading it, ONNX
