@@ -213,6 +213,21 @@ def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: 
     g.node("NonZero", [reaches], ["candidates"], name="head/candidates")
 
 
+def build_logits_head(vocab: int, d_model: int, table_file: str, table_offset: int):
+    """The FP32 output projection alone, logits = hidden @ table.T, its weight read from the
+    token table in `table_file` (beside the model: embed_tokens.npy) at `table_offset`:
+    no second copy on disk. Only timestamp decoding (and --full-logits) loads it."""
+    from onnx import TensorProto, helper
+
+    init = TensorProto(name="table", data_type=TensorProto.FLOAT, dims=[vocab, d_model], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", table_file), ("offset", str(table_offset)), ("length", str(vocab * d_model * 4))):
+        init.external_data.add(key=key, value=value)
+    graph = helper.make_graph([helper.make_node("Gemm", ["hidden", "table"], ["logits"], name="logits/projection", transB=1)], "whisper_logits",
+                              [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", d_model])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", vocab])], [init])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
 def add_cross_kv(encoder, w: dict[str, np.ndarray], n_layers: int, d_model: int = 512):
     """The encoder with outputs `cross.{layer}.key` / `.value` (B, 8, frames, 64) instead of
     last_hidden_state: each decoder layer's cross-attention K and V (V without its bias,

@@ -18,12 +18,13 @@ DECODER_FIRST = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 DECODER_MERGED = "decoder_model_merged.onnx"
 DECODER_MHA = "decoder_mha.onnx"  # our own decoder graph (whisper_ort.decoder_graph); the encoder then outputs cross K/V
+LOGITS_HEAD = "logits_head.onnx"  # its FP32 output projection alone, over embed_tokens.npy (timestamps, --full-logits)
 CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 REQUIRED_FILES = (ENCODER, DECODER_FIRST, DECODER_WITH_PAST) + CONFIGS
 REQUIRED_MERGED = (ENCODER, DECODER_MERGED) + CONFIGS
 EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, read row by row (EmbeddingRows)
 MHA_HEAD_OUTPUTS = ("hidden", "candidates", "lower", "upper")  # the mha decoder's bounded logits (decoder_graph._bounded_head)
-REQUIRED_MHA = (ENCODER, DECODER_MHA, EMBEDDINGS) + CONFIGS
+REQUIRED_MHA = (ENCODER, DECODER_MHA, EMBEDDINGS, LOGITS_HEAD) + CONFIGS
 REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
 
 GRAPH_LEVELS = {
@@ -241,12 +242,12 @@ class EmbeddingRows:
         if fortran or len(self.shape) != 2 or path.stat().st_size < self._offset + self.shape[0] * self.shape[1] * self.dtype.itemsize:
             raise ModelError(f"{path}: not a complete (vocab, d_model) table")
         self._row = self.shape[1] * self.dtype.itemsize
-        self._path = path
         self._fd = os.open(path, os.O_RDONLY)
 
-    def table(self) -> np.ndarray:
-        """The whole (vocab, d_model) table, read in one go."""
-        return np.fromfile(self._path, dtype=self.dtype, count=self.shape[0] * self.shape[1], offset=self._offset).reshape(self.shape)
+    @property
+    def data_offset(self) -> int:
+        """Where the rows start in the file (after the .npy header)."""
+        return self._offset
 
     def __getitem__(self, ids: np.ndarray) -> np.ndarray:
         if ids.size == 1:  # a token step of one row: the fewest calls (they run with cold caches)
@@ -364,20 +365,12 @@ class WhisperSessions:
 
     def exact_logits(self, hidden: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
         """FP32 logits (B, len(ids)) of the mha decoder's hidden states from the tokens'
-        embedding rows; ids=None: all of them, through an ONNX Runtime MatMul built on first
-        use (only timestamp decoding needs every logit: +106 MB then)."""
+        embedding rows; ids=None: all of them, through logits_head.onnx, loaded on first use
+        (only timestamp decoding needs every logit: +106 MB of prepacked weights then)."""
         if ids is not None:
             return hidden @ self._embeddings[np.asarray(ids, dtype=np.int64)].T
         if self._projection is None:
-            from onnx import TensorProto, helper, numpy_helper
-
-            table_t = np.ascontiguousarray(self._embeddings.table().T)
-            graph = helper.make_graph([helper.make_node("MatMul", ["hidden", "table_t"], ["logits"])], "projection",
-                                      [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", table_t.shape[0]])],
-                                      [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", table_t.shape[1]])],
-                                      [numpy_helper.from_array(table_t, "table_t")])
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-            self._projection = ort.InferenceSession(model.SerializeToString(), sess_options=self.config.options(), providers=["CPUExecutionProvider"])
+            self._projection = _session(self.folder / LOGITS_HEAD, self.config.options())
         return self._projection.run(None, {"hidden": hidden})[0]
 
     def encode(self, mel: np.ndarray):

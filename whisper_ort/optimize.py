@@ -166,19 +166,22 @@ def build_merged(onnx_dir: str | Path = "whisper-base-with-past", force: bool = 
 
 
 def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = False, log=print) -> Path:
-    """The fused encoder with a cross K/V output, and our decoder graph (whisper_ort.decoder_graph),
-    both written from the FP32 weights of the torch folder beside the model folder."""
+    """The fused encoder with a cross K/V output, our decoder graph (whisper_ort.decoder_graph),
+    both written from the FP32 weights of the torch folder beside the model folder, the token
+    table, and the FP32 output projection over it for when every logit is needed."""
     import json
 
     import numpy as np
+    import onnx
 
-    from .decoder_graph import build_mha_graphs
+    from .decoder_graph import build_logits_head, build_mha_graphs
     from .export import HF_FOLDER_SUFFIX
+    from .model import LOGITS_HEAD, EmbeddingRows
 
     src = Path(onnx_dir).resolve()
     fused = build_fused(src, log=log)  # a valid fused folder is reused; `whisper-ort optimize --force` rebuilds it first
     dst = variant_dir(src, "mha")
-    if (dst / DECODER_MHA).is_file() and _has_bounded_head(dst / DECODER_MHA) and _is_built(dst, force, log):
+    if (dst / LOGITS_HEAD).is_file() and _has_bounded_head(dst / DECODER_MHA) and _is_built(dst, force, log):
         return dst
     hf_dir = src.with_name(src.name + HF_FOLDER_SUFFIX)
     if not (hf_dir / "model.safetensors").is_file():
@@ -191,6 +194,8 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
         _save_external(encoder, build / ENCODER)
         _save_external(decoder, build / DECODER_MHA)
         np.save(build / EMBEDDINGS, embeddings)
+        head = build_logits_head(*embeddings.shape, EMBEDDINGS, EmbeddingRows(build / EMBEDDINGS).data_offset)
+        onnx.save_model(head, str(build / LOGITS_HEAD))
         _finish(src, build, dst, start, log)
     return dst
 
