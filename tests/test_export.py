@@ -103,3 +103,31 @@ def test_manifest_finds_damage(tmp_path):
     assert "size" in export.check_manifest(tmp_path, deep=False)[0]
     (tmp_path / "a.onnx").unlink()
     assert "missing" in export.check_manifest(tmp_path)[0]
+
+
+def test_skip_layer_norm_rewrite_computes_the_same(tmp_path):
+    """decompose_skip_layer_norms: the plain-op LayerNorm gives SkipLayerNormalization's
+    output and residual sum, with and without the bias input; no fused node is left."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from whisper_ort.optimize import decompose_skip_layer_norms
+
+    rng = np.random.default_rng(0)
+    d = 16
+    inits = [numpy_helper.from_array(rng.standard_normal(d).astype(np.float32) + 1, n) for n in ("gamma", "beta", "bias")]
+    nodes = [
+        helper.make_node("SkipLayerNormalization", ["x", "s", "gamma", "beta", "bias"], ["y1", "", "", "sum1"], domain="com.microsoft", epsilon=1e-5),
+        helper.make_node("SkipLayerNormalization", ["y1", "sum1", "gamma", "beta"], ["y2"], domain="com.microsoft", epsilon=1e-5),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 5, d]) for n in ("x", "s")],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y2", "sum1")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    feeds = {"x": rng.standard_normal((2, 5, d)).astype(np.float32) * 3, "s": rng.standard_normal((2, 5, d)).astype(np.float32)}
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert decompose_skip_layer_norms(model) == 2
+    assert not any(n.op_type == "SkipLayerNormalization" for n in model.graph.node)
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)

@@ -30,7 +30,7 @@ LEVERS = [
     ("merged_tied", "merged + output projection tied to the embeddings (FusedMatMul transB)", ["--variant", "merged-tied"]),
     ("merged_noprepack", "merged, GEMM weights not prepacked", ["--variant", "merged", "--no-prepacking"]),
     ("tied_lowmem", "merged-tied, no prepacking, no arena", ["--variant", "merged-tied", "--no-prepacking", "--no-arena"]),
-    ("mha", "fused encoder + cross K/V projection, our decoder graph (MultiHeadAttention, no If, embeddings outside, bounded logits + exact argmax)", ["--variant", "mha"]),
+    ("mha", "fused encoder (LayerNorms as plain ops) + cross K/V projection, our decoder graph (MultiHeadAttention, no If, embeddings outside, bounded logits + exact argmax)", ["--variant", "mha"]),
     ("mha_full_logits", "mha with every FP32 logit each step (its exact argmax from int8 bounded logits off)", ["--variant", "mha", "--full-logits"]),
     ("mha_no_arena", "mha without the CPU memory arena", ["--variant", "mha", "--no-arena"]),
     ("mha_shared_arena", "mha with one arena for all sessions, growing by what is asked", ["--variant", "mha", "--shared-arena"]),
