@@ -324,6 +324,7 @@ class WhisperSessions:
             self._mha_cross = [f"cross.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self._mha_present = [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self.fetch_bounds = False  # also fetch the (B, vocab) lower/upper bounds (tests; not needed to decode)
+            self._mha_fetch = [*MHA_HEAD_OUTPUTS[:2], *self._mha_present]
             self._no_mask = np.zeros((1, self.vocab_size), dtype=np.float32)
             self._projection: ort.InferenceSession | None = None  # the FP32 output projection, built when full logits are asked for
             self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
@@ -382,8 +383,9 @@ class WhisperSessions:
         mask = self._no_mask if mask is None else mask
         feeds["logit_mask"] = mask
         heads = MHA_HEAD_OUTPUTS if self.fetch_bounds else MHA_HEAD_OUTPUTS[:2]
+        fetch = self._mha_fetch if not self.fetch_bounds else [*heads, *self._mha_present]
         start = time.perf_counter()
-        outs = self.decoder_with_past.run([*heads, *self._mha_present], feeds)
+        outs = self.decoder_with_past.run(fetch, feeds)
         self.t_step_run += time.perf_counter() - start  # time inside ONNX Runtime, for the overhead figure
         return BoundedLogits(*outs[:2], mask, self, *outs[2 : len(heads)]), outs[len(heads) :]
 
