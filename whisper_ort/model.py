@@ -324,7 +324,7 @@ class WhisperSessions:
             self._mha_cross = [f"cross.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self._mha_present = [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
             self.fetch_bounds = False  # also fetch the (B, vocab) lower/upper bounds (tests; not needed to decode)
-            self._mha_fetch = [*MHA_HEAD_OUTPUTS[:2], *self._mha_present]
+            self._mha_fetch = {bounds: [*MHA_HEAD_OUTPUTS[: 4 if bounds else 2], *self._mha_present] for bounds in (False, True)}
             self._no_mask = np.zeros((1, self.vocab_size), dtype=np.float32)
             self._projection: ort.InferenceSession | None = None  # the FP32 output projection, built when full logits are asked for
             self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
@@ -336,8 +336,9 @@ class WhisperSessions:
         outputs = self.decoder_first.get_outputs()
         if tuple(o.name for o in outputs[: len(MHA_HEAD_OUTPUTS)]) != MHA_HEAD_OUTPUTS:
             raise ModelError(f"{self.folder / DECODER_MHA}: an older graph without the bounded logits (rebuild with `whisper-ort optimize --force`)")
-        if outputs[2].shape[-1] != self.vocab_size:
-            raise ModelError(f"{self.folder / DECODER_MHA}: {outputs[2].shape[-1]} logits, config.json says {self.vocab_size}")
+        vocab = {o.name: o for o in outputs}["lower"].shape[-1]
+        if vocab != self.vocab_size:
+            raise ModelError(f"{self.folder / DECODER_MHA}: {vocab} logits, config.json says {self.vocab_size}")
         missing = set(self._mha_past + self._mha_cross) - {i.name for i in self.decoder_first.get_inputs()}
         if missing or [o.name for o in self.encoder.get_outputs()] != self._mha_cross or self._embeddings.shape != (self.vocab_size, int(self.configs["config.json"]["d_model"])):
             raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")
@@ -382,12 +383,12 @@ class WhisperSessions:
     def _run_mha(self, feeds: dict, mask: np.ndarray | None) -> tuple[BoundedLogits, list]:
         mask = self._no_mask if mask is None else mask
         feeds["logit_mask"] = mask
-        heads = MHA_HEAD_OUTPUTS if self.fetch_bounds else MHA_HEAD_OUTPUTS[:2]
-        fetch = self._mha_fetch if not self.fetch_bounds else [*heads, *self._mha_present]
+        fetch = self._mha_fetch[self.fetch_bounds]
+        heads = len(fetch) - len(self._mha_present)
         start = time.perf_counter()
         outs = self.decoder_with_past.run(fetch, feeds)
         self.t_step_run += time.perf_counter() - start  # time inside ONNX Runtime, for the overhead figure
-        return BoundedLogits(*outs[:2], mask, self, *outs[2 : len(heads)]), outs[len(heads) :]
+        return BoundedLogits(*outs[:2], mask, self, *outs[2:heads]), outs[heads:]
 
     def first_step(self, input_ids: np.ndarray, encoder_states: np.ndarray, mask: np.ndarray | None = None):
         """Prompt through decoder_model.onnx: (last-position logits, self K/V, cross K/V).

@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 
 from .export import _swap_in, check_manifest, write_manifest
-from .model import DECODER_FIRST, DECODER_MERGED, DECODER_MHA, DECODER_WITH_PAST, EMBEDDINGS, ENCODER
+from .model import (
+    DECODER_FIRST,
+    DECODER_MERGED,
+    DECODER_MHA,
+    DECODER_WITH_PAST,
+    EMBEDDINGS,
+    ENCODER,
+    LOGITS_HEAD,
+    MHA_HEAD_OUTPUTS,
+)
 
 VARIANTS = ("default", "fused", "merged", "merged-tied", "mha")
 DEFAULT_VARIANT = "mha"  # measured fastest (token step, first step, load) with the lowest memory: RESULTS.md, levers
@@ -176,12 +185,12 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
 
     from .decoder_graph import build_logits_head, build_mha_graphs
     from .export import HF_FOLDER_SUFFIX
-    from .model import LOGITS_HEAD, EmbeddingRows
+    from .model import EmbeddingRows
 
     src = Path(onnx_dir).resolve()
     fused = build_fused(src, log=log)  # a valid fused folder is reused; `whisper-ort optimize --force` rebuilds it first
     dst = variant_dir(src, "mha")
-    if (dst / LOGITS_HEAD).is_file() and _is_current_mha(dst) and _is_built(dst, force, log):
+    if _is_current_mha(dst) and _is_built(dst, force, log):
         return dst
     hf_dir = src.with_name(src.name + HF_FOLDER_SUFFIX)
     if not (hf_dir / "model.safetensors").is_file():
@@ -202,12 +211,12 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
 
 
 def _is_current_mha(folder: Path) -> bool:
-    """A folder built by an older build_mha (decoder without bounded logits, encoder with
-    SkipLayerNormalization) is rebuilt, not reused."""
+    """A folder built by an older build_mha (no logits_head.onnx, decoder without bounded
+    logits, encoder with SkipLayerNormalization) is rebuilt, not reused."""
     import onnx
 
-    from .model import MHA_HEAD_OUTPUTS
-
+    if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD)):
+        return False
     decoder = onnx.load(str(folder / DECODER_MHA), load_external_data=False).graph
     encoder = onnx.load(str(folder / ENCODER), load_external_data=False).graph
     return (tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
