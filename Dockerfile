@@ -12,6 +12,6 @@ COPY . .
 # torch==2.13.0 resolves to a CUDA build on PyPI; take the CPU wheel from PyTorch's index.
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu \
         -c constraints.txt -e ".[notebooks,peers,export,dev]" \
-    && whisper-ort export && whisper-ort optimize
+    && whisper-ort export && whisper-ort optimize && make audio
 ENV HF_HUB_OFFLINE=1
 CMD ["whisper-ort", "bench", "--audio-dir", "audio", "--threads", "2"]

@@ -4,10 +4,10 @@
 PYTHON       ?= python3
 VENV         := .venv
 BIN          := $(VENV)/bin
-# ../shared/audio beside the checkout; for a clone made elsewhere (a temp dir), the one
-# beside the local repository it was cloned from.
-ORIGIN       := $(shell git config --get remote.origin.url 2>/dev/null)
-SHARED_AUDIO ?= $(firstword $(wildcard ../shared/audio $(if $(ORIGIN),$(dir $(abspath $(ORIGIN)))shared/audio)) ../shared/audio)
+# The sample audio travels with the repository (samples/: files, MANIFEST.csv, LICENSES.md);
+# `make audio SHARED_AUDIO=/path/to/audio` adds another folder's files on top.
+SAMPLES      := samples
+SHARED_AUDIO ?=
 MODEL_DIR    ?= whisper-base-with-past
 PARAMS       ?= params/default.yaml
 THREADS      ?= 2
@@ -35,13 +35,15 @@ model: $(STAMP)
 	$(BIN)/whisper-ort optimize --onnx-dir $(MODEL_DIR)
 
 audio:
-	@test -d $(SHARED_AUDIO) || { echo "no $(SHARED_AUDIO): set SHARED_AUDIO=/path/to/audio or fill audio/ yourself"; exit 1; }
 	@mkdir -p audio
-	@n=0; for f in $(SHARED_AUDIO)/*; do \
-	  case "$$(basename "$$f")" in README.md) continue;; esac; \
-	  b=audio/$$(basename "$$f"); \
-	  if [ ! -f "$$b" ] || ! cmp -s "$$f" "$$b"; then cp "$$f" "$$b" && chmod u+w "$$b" && n=$$((n+1)); fi; \
-	done; echo "audio/: $$n file(s) copied from $(SHARED_AUDIO), $$(ls audio | wc -l) present"
+	@for src in $(SAMPLES) $(SHARED_AUDIO); do \
+	  test -d "$$src" || { echo "no folder $$src: set SHARED_AUDIO=/path/to/audio, or fill audio/ yourself"; exit 1; }; \
+	  n=0; for f in "$$src"/*; do \
+	    case "$$(basename "$$f")" in README.md|LICENSES.md) continue;; esac; \
+	    b=audio/$$(basename "$$f"); \
+	    if [ ! -f "$$b" ] || ! cmp -s "$$f" "$$b"; then cp "$$f" "$$b" && chmod u+w "$$b" && n=$$((n+1)); fi; \
+	  done; echo "audio/: $$n file(s) copied from $$src"; \
+	done; echo "audio/: $$(ls audio | wc -l) files present"
 
 bench: setup
 	$(BIN)/whisper-ort bench --audio-dir audio --onnx-dir $(MODEL_DIR) --threads $(THREADS) --write-txt

@@ -11,11 +11,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def find_audio_dir() -> Path:
-    """audio/ when `make audio` has filled it, else ../shared/audio next to the repo."""
+    """audio/ when `make audio` has filled it, else the committed samples/."""
     local = REPO / "audio"
     if (local / "MANIFEST.csv").is_file():
         return local
-    return REPO.parent / "shared" / "audio"
+    return REPO / "samples"
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +48,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def transcriber(model_dir):
     """One Transcriber for the whole session: building sessions takes seconds."""
-    from whisper_ort.pipeline import Transcriber
+    from whisper_ort import Transcriber
 
     return Transcriber(model_dir, threads=2)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from whisper_ort.audio import SAMPLE_RATE, AudioError, duration_s, load_audio
+from whisper_ort.core.audio import SAMPLE_RATE, AudioError, duration_s, load_audio
 
 # One of each container / rate / channel layout librosa decodes through libsndfile.
 LIBROSA_FILES = [

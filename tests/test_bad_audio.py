@@ -10,7 +10,7 @@ from bad_audio import OK, OK_DURATION_S, make_bad_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from whisper_ort.audio import SAMPLE_RATE, AudioError, duration_s, load_audio
+from whisper_ort.core.audio import SAMPLE_RATE, AudioError, duration_s, load_audio
 
 EXTENSIONS = [".wav", ".flac", ".ogg", ".mp3", ".aiff", ".m4a", ".opus", ".mp4", ".webm", ".mkv", ".txt", ""]
 

@@ -161,7 +161,7 @@ def test_diff_reports_wer(tmp_path, capsys):
 
 
 def test_output_names_stay_in_the_output_folder(tmp_path):
-    from whisper_ort.bench import safe_output_path
+    from whisper_ort.measure.bench import safe_output_path
 
     for name in ("../../etc/passwd", "..", "-rf", "a b.wav", "ünï.wav", "/abs/x.wav"):
         path = safe_output_path(tmp_path, name, ".transcript.txt")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from whisper_ort import compare, wer
-from whisper_ort.peers import available
-from whisper_ort.peers.limits import MemoryCap, parse_cpus
+from whisper_ort.measure import compare, wer
+from whisper_ort.measure.peers import available
+from whisper_ort.measure.peers.limits import MemoryCap, parse_cpus
 
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 

@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from whisper_ort import export
-from whisper_ort.ct2 import CT2FormatError, read_ct2_model
+from whisper_ort.build import export
+from whisper_ort.build.ct2 import CT2FormatError, read_ct2_model
 
 
 def write_ct2(path, variables: dict, aliases: dict | None = None, version: int = 6):
@@ -112,7 +112,7 @@ def test_skip_layer_norm_rewrite_computes_the_same(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from whisper_ort.optimize import decompose_skip_layer_norms
+    from whisper_ort.build.optimize import decompose_skip_layer_norms
 
     rng = np.random.default_rng(0)
     d = 16

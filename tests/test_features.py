@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from whisper_ort.audio import load_audio
-from whisper_ort.features import (
+from whisper_ort.core.audio import load_audio
+from whisper_ort.core.features import (
     CHUNK_SAMPLES,
     HOP_LENGTH,
     N_FFT,
@@ -115,7 +115,7 @@ def test_batch_equals_single_windows(audio_dir):
 
 @pytest.mark.parametrize("n", [0, 1, 200, 201, 16000, 32077, CHUNK_SAMPLES - N_FFT - 1, CHUNK_SAMPLES - N_FFT, CHUNK_SAMPLES])
 def test_skipping_the_padding_frames_is_exact(monkeypatch, n):
-    from whisper_ort import features
+    from whisper_ort.core import features
 
     x = np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32)
     skipped = log_mel_spectrogram(x)

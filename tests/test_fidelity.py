@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from whisper_ort.audio import load_audio
+from whisper_ort.core.audio import load_audio
 
 SHORT_FILES = ["jfk.flac", "lj_LJ001-0001.wav", "libri_198-209-0000.ogg", "sr_english.wav", "hotwords.mp3", "stereo_diarization.wav"]
 
@@ -31,7 +31,7 @@ def test_tokens_equal_transformers_generate(name, audio_dir, transcriber, hf_ref
 @pytest.mark.slow
 def test_timestamps_equal_transformers_generate(audio_dir, transcriber, hf_reference):
     samples = load_audio(audio_dir / "jfk.flac")
-    ours = transcriber.with_options(timestamps=True).transcribe(samples)
+    ours = transcriber.transcribe(samples, timestamps=True)
     theirs = hf_generate_ids(hf_reference, samples, return_timestamps=True)
     assert ours.tokens == theirs
     assert ours.segments and ours.segments[0].start == 0.0
@@ -40,10 +40,10 @@ def test_timestamps_equal_transformers_generate(audio_dir, transcriber, hf_refer
 
 @pytest.mark.slow
 def test_language_detection_and_translate(audio_dir, transcriber):
-    detected = transcriber.with_options(language=None).transcribe(audio_dir / "jfk.flac")
+    detected = transcriber.transcribe(audio_dir / "jfk.flac", language=None)
     assert detected.language == "en"
     assert "fellow Americans" in detected.text
-    translated = transcriber.with_options(task="translate").transcribe(audio_dir / "jfk.flac")
+    translated = transcriber.transcribe(audio_dir / "jfk.flac", task="translate")
     assert translated.text.strip()
 
 
@@ -60,8 +60,8 @@ def test_long_form_matches_transformers(audio_dir, transcriber, hf_reference):
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer
     from transformers.models.whisper.tokenization_whisper import _find_longest_common_sequence
 
-    from whisper_ort.diff import _wer
-    from whisper_ort.longform import split
+    from whisper_ort.core.longform import split
+    from whisper_ort.measure.diff import _wer
 
     processor, model = hf_reference
     samples = load_audio(audio_dir / "silero_test.wav")

@@ -53,8 +53,10 @@ def test_ctrl_c_keeps_finished_records_and_resume_completes(tmp_path, audio_dir,
 
 def test_full_disk_keeps_the_last_complete_files(tmp_path, audio_dir, model_dir, monkeypatch):
     """A write that fails half-way (ENOSPC) leaves the previous complete files, never a torn one."""
-    import whisper_ort.records as records_mod
-    from whisper_ort.bench import run_bench
+    import whisper_ort.core.writers as records_mod  # write_atomic: every output file
+    from whisper_ort.core.decoding import DecodingOptions
+    from whisper_ort.core.options import ModelOptions
+    from whisper_ort.measure.bench import run_bench
 
     out = tmp_path / "out"
     calls = {"n": 0}
@@ -68,7 +70,8 @@ def test_full_disk_keeps_the_last_complete_files(tmp_path, audio_dir, model_dir,
 
     monkeypatch.setattr(records_mod.os, "fsync", fsync)
     with pytest.raises(OSError, match="No space left"):
-        run_bench(audio_dir=audio_dir, onnx_dir=model_dir, output_dir=out, files="lj_LJ001-000[24].wav", warmup=0, max_new_tokens=16, progress=False)
+        run_bench(audio_dir=audio_dir, model=ModelOptions(folder=model_dir), decoding=DecodingOptions(max_new_tokens=16), output_dir=out,
+                  files="lj_LJ001-000[24].wav", warmup=0, progress=False)
     monkeypatch.setattr(records_mod.os, "fsync", real_fsync)
     records = _valid_outputs(out)
     assert [r["file"] for r in records] == ["lj_LJ001-0002.wav"]
@@ -116,12 +119,12 @@ def test_silence_and_noise_stop_and_loops_are_cut(transcriber):
         result = transcriber.transcribe(samples)
         assert len(result.tokens) <= 128
     tone = (0.3 * np.sin(np.arange(16000 * 30) * 2 * np.pi * 440 / 16000)).astype(np.float32)
-    result = transcriber.with_options(max_new_tokens=64).transcribe(tone)
+    result = transcriber.transcribe(tone, max_new_tokens=64)
     assert len(result.tokens) <= 64
 
 
 def test_repetition_guard_units():
-    from whisper_ort.decoding import compression_ratio, repeated_tail
+    from whisper_ort.core.decoding import compression_ratio, repeated_tail
 
     assert repeated_tail([5] * 12, 12) == 11
     assert repeated_tail([1, 2] * 12, 12) == 22

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from whisper_ort import hardware
+from whisper_ort.measure import hardware
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "whisper-base-with-past"
@@ -32,7 +32,7 @@ def test_decoder_step_bytes():
     assert b["cross_kv"] == 6 * 2 * 1500 * 512 * 4
     assert b["layers"] == 6 * (6 * 512 * 512 + 2 * 512 * 2048) * 4
     assert b["self_kv"] == 0
-    assert 200e6 < b["total"] < 260e6  # DESIGN.md: ~240 MB per step
+    assert 200e6 < b["total"] < 260e6  # docs/DESIGN.md: ~240 MB per step
     assert hardware.decoder_step_bytes(position=100)["self_kv"] == 6 * 2 * 100 * 512 * 4
 
 

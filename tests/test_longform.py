@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from whisper_ort.longform import (
+from whisper_ort.core.longform import (
     CHUNKINGS,
     TAIL_TOLERANCE,
     join_text_tokens,
@@ -131,21 +131,16 @@ def test_join_keeps_every_window_in_order():
 @pytest.mark.slow
 def test_silence_chunking_batched_equals_unbatched(audio_dir, transcriber):
     """silero_test.wav (60 s): silence windows through batch 2 give the batch-1 tokens."""
-    from whisper_ort.audio import load_audio
+    from whisper_ort.core.audio import load_audio
 
     samples = load_audio(audio_dir / "silero_test.wav")
 
-    def variant(batch_size):  # shares the session fixture's sessions
-        t = object.__new__(type(transcriber))
-        t.__dict__.update(transcriber.__dict__, chunking="silence", batch_size=batch_size)
-        return t
-
-    one, two = variant(1).transcribe(samples), variant(2).transcribe(samples)
+    one, two = (transcriber.transcribe(samples, chunking="silence", batch_size=b) for b in (1, 2))
     assert one.n_windows == two.n_windows == 3
     assert two.tokens == one.tokens
     assert two.text == one.text
     assert "  " not in one.text.strip()  # windows joined with their own spaces
-    stamped = variant(2).with_options(timestamps=True).transcribe(samples)
+    stamped = transcriber.transcribe(samples, chunking="silence", batch_size=2, timestamps=True)
     assert stamped.n_windows == 3
     assert all(a.start <= b.start for a, b in zip(stamped.segments, stamped.segments[1:]))
     assert stamped.segments[-1].start >= 54.0  # the last window's segments are offset by its start

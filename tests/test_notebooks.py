@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from whisper_ort import report, study
+from whisper_ort.study import load, notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -25,10 +25,10 @@ def _read(name: str):
 
 
 def test_every_notebook_is_there():
-    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(study.NOTEBOOKS)
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == sorted(notebooks.NOTEBOOKS)
 
 
-@pytest.mark.parametrize("name", study.NOTEBOOKS)
+@pytest.mark.parametrize("name", notebooks.NOTEBOOKS)
 def test_notebook_is_committed_clean(name):
     nb = _read(name)
     nbformat.validate(nb)
@@ -36,11 +36,11 @@ def test_notebook_is_committed_clean(name):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{name}.ipynb cell {i} has outputs: clear them before committing"
             assert cell.execution_count is None, f"{name}.ipynb cell {i} has an execution count"
-    assert nb.metadata.kernelspec.name == study.KERNEL
+    assert nb.metadata.kernelspec.name == notebooks.KERNEL
     assert nb.metadata.kernelspec.language == "python"
 
 
-@pytest.mark.parametrize("name", study.NOTEBOOKS)
+@pytest.mark.parametrize("name", notebooks.NOTEBOOKS)
 def test_one_parameters_cell_that_papermill_reads(name):
     import papermill
 
@@ -65,13 +65,13 @@ def test_latency_sweep_declares_the_issue_parameters():
 
 @pytest.mark.parametrize("params", ["ci.yaml", "default.yaml", "full.yaml"])
 def test_params_files_fit_the_notebooks(params):
-    data = study.load_params(PARAMS / params)
-    assert set(data) <= {"study", "common", "levers", *study.NOTEBOOKS}
-    for name in study.NOTEBOOKS:
-        values = study.notebook_parameters(NOTEBOOKS / f"{name}.ipynb", data)  # raises on an unknown name
+    data = notebooks.load_params(PARAMS / params)
+    assert set(data) <= {"study", "common", "levers", *notebooks.NOTEBOOKS}
+    for name in notebooks.NOTEBOOKS:
+        values = notebooks.notebook_parameters(NOTEBOOKS / f"{name}.ipynb", data)  # raises on an unknown name
         assert "bench_dir" in values
     if "levers" in data:
-        from whisper_ort.levers import run_levers
+        from whisper_ort.measure.levers import run_levers
 
         assert set(data["levers"]) <= set(run_levers.__code__.co_varnames[: run_levers.__code__.co_argcount])
     if params == "ci.yaml":
@@ -81,7 +81,7 @@ def test_params_files_fit_the_notebooks(params):
 
 def test_unknown_parameter_is_an_error():
     with pytest.raises(ValueError, match="unknown parameter"):
-        study.notebook_parameters(NOTEBOOKS / "latency_sweep.ipynb", {"latency_sweep": {"thread": 4}})
+        notebooks.notebook_parameters(NOTEBOOKS / "latency_sweep.ipynb", {"latency_sweep": {"thread": 4}})
 
 
 @pytest.mark.slow
@@ -89,17 +89,17 @@ def test_latency_sweep_runs_with_ci_params(tmp_path, audio_dir):
     model = REPO / "whisper-base-with-past"
     if not (model / "encoder_model.onnx").is_file():
         pytest.skip(f"no model folder {model} (make model)")
-    params = study.notebook_parameters(NOTEBOOKS / "latency_sweep.ipynb", study.load_params(PARAMS / "ci.yaml"))
+    params = notebooks.notebook_parameters(NOTEBOOKS / "latency_sweep.ipynb", notebooks.load_params(PARAMS / "ci.yaml"))
     params.update(bench_dir=str(tmp_path / "benchmarks"), plots_dir=str(tmp_path / "plots"), audio_dir=str(audio_dir))
     out = tmp_path / "latency_sweep.ipynb"
-    study.execute(NOTEBOOKS / "latency_sweep.ipynb", out, params, timeout=600)
+    notebooks.execute(NOTEBOOKS / "latency_sweep.ipynb", out, params, timeout=600)
 
     assert out.is_file()
     executed = nbformat.read(str(out), as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
-    records = report.load_records(tmp_path / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
+    records = load.load_records(tmp_path / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
     assert records is not None and (records["status"] == "ok").all()
     assert set(records["file"]) == {params["files"]}
     for name in ("latency_per_file", "rtf_vs_duration", "latency_repeats"):

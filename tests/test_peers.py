@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from whisper_ort.peers import IMPLEMENTATIONS, PEERS, available, create
-from whisper_ort.records import RECORD_FIELDS, Record
+from whisper_ort.measure.peers import IMPLEMENTATIONS, PEERS, available, create
+from whisper_ort.measure.records import RECORD_FIELDS, Record
 
 pytestmark = pytest.mark.peers
 
@@ -34,7 +34,7 @@ def test_registry_lists_every_implementation():
 
 
 def test_registry_import_does_not_import_torch():
-    code = "import sys, whisper_ort.peers, whisper_ort.compare; print(sorted(m for m in ('torch', 'transformers', 'faster_whisper', 'onnxruntime') if m in sys.modules))"
+    code = "import sys, whisper_ort.measure.peers, whisper_ort.measure.compare; print(sorted(m for m in ('torch', 'transformers', 'faster_whisper', 'onnxruntime') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -85,7 +85,7 @@ def test_worker_protocol_keeps_stdout_clean(model_dir, audio_dir):
     if not available("faster_whisper"):
         pytest.skip("faster-whisper is not installed")
     proc = subprocess.run(
-        [sys.executable, "-m", "whisper_ort.peers.worker", "--implementation", "faster_whisper", "--onnx-dir", str(model_dir), "--threads", str(THREADS)],
+        [sys.executable, "-m", "whisper_ort.measure.peers.worker", "--implementation", "faster_whisper", "--onnx-dir", str(model_dir), "--threads", str(THREADS)],
         input=f"run {audio_dir / 'jfk.flac'} 0\nbogus\nquit\n",
         cwd=REPO,
         capture_output=True,

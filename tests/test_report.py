@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from whisper_ort import hardware, report
-from whisper_ort.records import Record, summarize, write_json, write_records
+from whisper_ort.measure import hardware
+from whisper_ort.measure.records import Record, summarize, write_json, write_records
+from whisper_ort.study import load, names, paths, plots, results_md, tables
 
 FILES = {"a.wav": 2.0, "b.wav": 5.0, "c.wav": 10.0}
 TEXTS = {"a.wav": "Hello there.", "b.wav": "The quick brown fox.", "c.wav": "Ask not what your country can do for you."}
@@ -34,7 +35,7 @@ def _record(impl: str, name: str, repeat: int, threads: int = 2, scale: float = 
         n_tokens=int(4 * dur), n_windows=1, t_load_audio=0.01, t_features=0.02 * scale, t_encoder=0.5 * scale * jitter,
         t_decoder_first=0.1 * scale, t_decoder_loop=0.012 * 4 * dur * scale, t_detokenize=0.001,
     )
-    r.t_total = sum(getattr(r, s) for s in report.STAGES) + 0.005
+    r.t_total = sum(getattr(r, s) for s in names.STAGES) + 0.005
     return r.finish()
 
 
@@ -86,7 +87,7 @@ def study(tmp_path) -> dict:
 
 
 def _build(study, **kw) -> str:
-    return report.build_results_md(study["results"], study["output"], audio_dir=study["audio"], **kw)
+    return results_md.build_results_md(study["results"], study["output"], audio_dir=study["audio"], **kw)
 
 
 def test_results_md_is_deterministic(study):
@@ -123,7 +124,7 @@ def test_results_md_has_every_section(study):
 
 
 def test_missing_records_give_notes_not_errors(tmp_path):
-    text = report.build_results_md(tmp_path / "results", tmp_path / "R.md", audio_dir=tmp_path / "audio")
+    text = results_md.build_results_md(tmp_path / "results", tmp_path / "R.md", audio_dir=tmp_path / "audio")
     assert "## Latency per file" in text and "## Peers" in text
     assert "run `make study` first" in text
     assert "run `whisper-ort compare` first" in text
@@ -131,23 +132,23 @@ def test_missing_records_give_notes_not_errors(tmp_path):
 
 
 def test_per_file_and_overall(study):
-    df = report.load_records(study["results"] / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
-    pf = report.per_file(df)
+    df = load.load_records(study["results"] / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
+    pf = tables.per_file(df)
     assert list(pf["file"]) == sorted(FILES)
     a = pf.set_index("file").loc["a.wav"]
     assert a["n"] == 3
     assert a["t_encoder_p50"] == pytest.approx(0.5 * 1.05)
     assert a["t_total_p95"] > a["t_total_p50"] > a["t_total_min"]
     assert a["t_other_p50"] == pytest.approx(0.005, abs=1e-3)
-    overall = report.latency_overall(df)
+    overall = tables.latency_overall(df)
     assert overall["n_files"] == 3 and overall["n_records"] == 9
     assert overall["audio_s"] == pytest.approx(17.0)
 
 
 def test_thread_scaling_speedup_and_efficiency(study):
-    df, summaries = report.load_thread_runs(report.StudyPaths.from_results(study["results"]))
+    df, summaries = load.load_thread_runs(paths.StudyPaths.from_results(study["results"]))
     assert sorted(summaries) == [1, 2, 4]
-    s = report.thread_scaling(df).set_index(["stage", "threads"])
+    s = tables.thread_scaling(df).set_index(["stage", "threads"])
     assert s.loc[("t_encoder", 1), "speedup"] == pytest.approx(1.0)
     assert s.loc[("t_encoder", 2), "speedup"] == pytest.approx(1.8)
     assert s.loc[("t_encoder", 2), "efficiency"] == pytest.approx(0.9)
@@ -155,9 +156,9 @@ def test_thread_scaling_speedup_and_efficiency(study):
 
 
 def test_stage_floors_fractions(study):
-    df = report.load_records(study["results"] / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
-    floors = report.load_floors(report.StudyPaths.from_results(study["results"]))[2]
-    t = report.stage_floors(df, floors).set_index("stage")
+    df = load.load_records(study["results"] / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
+    floors = load.load_floors(paths.StudyPaths.from_results(study["results"]))[2]
+    t = tables.stage_floors(df, floors).set_index("stage")
     enc = t.loc["encoder"]
     assert enc["measured_ms"] == pytest.approx(525.0)
     assert enc["floor_ms"] == pytest.approx(1e3 * 87.36768 / 175.0)
@@ -166,12 +167,12 @@ def test_stage_floors_fractions(study):
     both = t.loc["encoder + first step"]
     assert both["floor_ms"] == pytest.approx(enc["floor_ms"] + t.loc["decoder first step", "floor_ms"])
     assert both["measured_ms"] >= enc["measured_ms"]
-    assert report.stage_floors(df, None).empty
+    assert tables.stage_floors(df, None).empty
 
 
 def test_peers_ratios(study):
-    df, summary = report.load_compare(report.StudyPaths.from_results(study["results"]))
-    files_t, impls_t = report.peers_table(df, summary)
+    df, summary = load.load_compare(paths.StudyPaths.from_results(study["results"]))
+    files_t, impls_t = tables.peers_table(df, summary)
     impls = impls_t.set_index("implementation")
     assert list(impls_t["implementation"]) == ["whisper_ort", "faster_whisper", "hf_generate"]
     assert impls.loc["whisper_ort", "ratio_geomean"] == pytest.approx(1.0)
@@ -181,24 +182,24 @@ def test_peers_ratios(study):
 
 
 def test_fidelity_and_diffs(study):
-    texts = report.gather_texts(report.StudyPaths.from_results(study["results"]))
+    texts = tables.gather_texts(paths.StudyPaths.from_results(study["results"]))
     assert set(texts) == {"whisper_ort", "faster_whisper", "hf_generate"}
     refs = {"a.wav": "hello there", "b.wav": "the quick brown fox"}
-    pairs, ground = report.fidelity(texts, refs)
+    pairs, ground = tables.fidelity(texts, refs)
     p = pairs.set_index(["a", "b"])
     assert p.loc[("hf_generate", "whisper_ort"), "wer"] == 0.0
     assert p.loc[("hf_generate", "faster_whisper"), "errors"] == 1
     g = ground.set_index("implementation")
     assert g.loc["whisper_ort", "wer"] == 0.0 and g.loc["whisper_ort", "n_files"] == 2
-    diffs = report.file_diffs(texts, "hf_generate", "faster_whisper").set_index("file")
+    diffs = tables.file_diffs(texts, "hf_generate", "faster_whisper").set_index("file")
     assert not diffs.loc["b.wav", "identical"] and "+quack" in diffs.loc["b.wav", "diff"]
 
 
 def test_plots_are_written(study, tmp_path):
-    df = report.load_records(study["results"] / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
-    saved = report.plot_latency_per_file(df, tmp_path / "plots", note="a note")
+    df = load.load_records(study["results"] / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
+    saved = plots.plot_latency_per_file(df, tmp_path / "plots", note="a note")
     assert saved["png"].stat().st_size > 1000 and saved["svg"].read_text().startswith("<?xml")
-    assert report.plot_latency_per_file(report.records_frame([]), tmp_path / "plots") is None
+    assert plots.plot_latency_per_file(load.records_frame([]), tmp_path / "plots") is None
 
 
 def test_report_command(study, capsys):
@@ -211,21 +212,21 @@ def test_report_command(study, capsys):
 
 
 def test_load_records_tolerates_missing_and_bad_files(tmp_path):
-    assert report.load_records(tmp_path / "none.json") is None
+    assert load.load_records(tmp_path / "none.json") is None
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert report.load_records(bad) is None
+    assert load.load_records(bad) is None
     old = tmp_path / "old.json"
     old.write_text(json.dumps([{"file": "x.wav", "t_total": 1.0}]))  # fields missing: filled with None
-    df = report.load_records(old)
+    df = load.load_records(old)
     assert df.loc[0, "implementation"] == "whisper_ort" and df.loc[0, "status"] == "ok"
 
 
 def test_repo_root_and_resolve(monkeypatch, tmp_path):
-    root = report.repo_root()
+    root = paths.repo_root()
     assert (root / "pyproject.toml").is_file()
     monkeypatch.chdir(root / "tests")
-    assert report.repo_root() == root
-    assert report.resolve("results") == root / "results"
-    assert report.resolve(tmp_path) == tmp_path
-    assert Path(report.resolve("x")).is_absolute()
+    assert paths.repo_root() == root
+    assert paths.resolve("results") == root / "results"
+    assert paths.resolve(tmp_path) == tmp_path
+    assert Path(paths.resolve("x")).is_absolute()

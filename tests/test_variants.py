@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from whisper_ort.audio import load_audio
-from whisper_ort.optimize import variant_dir
+from whisper_ort.core.audio import load_audio
+from whisper_ort.core.folder import variant_dir
 
 FILES = ["jfk.flac", "lj_LJ001-0001.wav", "libri_198-209-0000.ogg", "sr_english.wav"]
 
@@ -17,15 +17,15 @@ def reference_tokens(audio_dir, transcriber):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["default", "fused", "merged", "merged-tied", "mha"])
+@pytest.mark.parametrize("variant", ["export", "mha"])
 def test_variant_tokens_equal_the_auto_variant(variant, model_dir, audio_dir, reference_tokens):
-    from whisper_ort.pipeline import Transcriber
+    from whisper_ort.core.decoders import ExportSessions, MhaSessions
+    from whisper_ort.core.pipeline import Transcriber
 
-    if variant != "default" and not variant_dir(model_dir, variant).is_dir():
+    if not variant_dir(model_dir, variant).is_dir():
         pytest.fail(f"{variant_dir(model_dir, variant)} is not built: run `make model` (whisper-ort optimize)")
     t = Transcriber(model_dir, threads=2, variant=variant, prepacking=False, arena=False)
-    kinds = {"default": "pair", "fused": "pair", "merged": "merged", "merged-tied": "merged", "mha": "mha"}
-    assert t.sessions.kind == kinds[variant]
+    assert type(t.sessions) is {"export": ExportSessions, "mha": MhaSessions}[variant]
     assert t.variant == variant
     for name in FILES:
         assert t.transcribe(audio_dir / name).tokens == reference_tokens[name], name
@@ -35,11 +35,7 @@ def test_variant_tokens_equal_the_auto_variant(variant, model_dir, audio_dir, re
 def test_batched_windows_give_the_unbatched_text(audio_dir, transcriber):
     samples = load_audio(audio_dir / "silero_test.wav")
     one = transcriber.transcribe(samples)
-    batched = transcriber
-    batched_t = object.__new__(type(transcriber))
-    batched_t.__dict__.update(batched.__dict__)
-    batched_t.batch_size = 3
-    many = batched_t.transcribe(samples)
+    many = transcriber.transcribe(samples, batch_size=3)
     assert many.n_windows == one.n_windows == 3
     assert many.tokens == one.tokens
     assert many.text == one.text
@@ -52,13 +48,13 @@ def test_mha_decoder_logits_match_the_export(model_dir, audio_dir):
     approx +- bound, the exact logits equal to float32 noise, the same greedy tokens."""
     import numpy as np
 
-    from whisper_ort.features import log_mel_batch
-    from whisper_ort.model import SessionConfig, WhisperSessions
+    from whisper_ort.core.decoders import ExportSessions, MhaSessions
+    from whisper_ort.core.features import log_mel_batch
+    from whisper_ort.core.session import SessionConfig
 
     config = SessionConfig(prepacking=False)
-    export = WhisperSessions(model_dir, config)
-    ours = WhisperSessions(variant_dir(model_dir, "mha"), config)
-    assert ours.kind == "mha"
+    export = ExportSessions(model_dir, config)
+    ours = MhaSessions(variant_dir(model_dir, "mha"), config)
     ours.fetch_bounds = True
     mel = log_mel_batch([load_audio(audio_dir / "jfk.flac")])
     prompt = np.array([[50258, 50259, 50359, 50363]], dtype=np.int64)
@@ -93,9 +89,8 @@ def test_mha_decoder_logits_match_the_export(model_dir, audio_dir):
 @pytest.mark.slow
 def test_bounded_logits_give_the_full_logits_tokens(model_dir, audio_dir, reference_tokens):
     """The mha decoder's exact argmax from bounded logits against every FP32 logit each step."""
-    from whisper_ort.pipeline import Transcriber
+    from whisper_ort.core.pipeline import Transcriber
 
-    t = Transcriber(model_dir, threads=2, variant="mha", full_logits=True)
-    assert t.options.full_logits
+    t = Transcriber(model_dir, threads=2, variant="mha")
     for name in FILES[:2]:
-        assert t.transcribe(audio_dir / name).tokens == reference_tokens[name], name
+        assert t.transcribe(audio_dir / name, full_logits=True).tokens == reference_tokens[name], name

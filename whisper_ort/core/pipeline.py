@@ -1,0 +1,215 @@
+"""Transcriber: audio -> log-mel -> encoder -> decoder -> text, with the time of every stage.
+
+Model-level settings (folder, variant, ONNX Runtime options) are fixed at construction as
+one ModelOptions; decoding settings (language, task, timestamps, long-audio windows...)
+are per call, so one loaded model serves English and French files alike:
+
+    >>> t = Transcriber(threads=2)
+    >>> t.transcribe("audio/jfk.flac").text
+    >>> t.transcribe("audio/fr.wav", language="fr", timestamps=True).segments
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
+from whisper_ort.core.decoders import open_sessions
+from whisper_ort.core.decoding import DecodingOptions, GreedyDecoder
+from whisper_ort.core.features import log_mel_batch
+from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
+from whisper_ort.core.longform import CHUNKINGS, join_text_tokens, split, stitch_text_tokens
+from whisper_ort.core.options import ModelOptions
+from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
+
+STAGES = ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_detokenize", "t_total")
+
+
+@dataclass
+class Segment:
+    start: float  # seconds from the start of the file
+    end: float
+    text: str
+    tokens: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Transcription:
+    text: str
+    segments: list[Segment]
+    tokens: list[int]
+    language: str
+    duration_s: float
+    timings: dict  # seconds per stage, keys of STAGES
+    n_windows: int = 1
+    flags: list[str] = field(default_factory=list)
+    loop_overhead_pct: float | None = None
+
+
+class Transcriber:
+    """Sessions and tokenizer built once; `transcribe` reuses them for every file and call.
+
+    Transcriber()                                  the default folder, ModelOptions()
+    Transcriber("path/to/whisper-base-with-past", threads=4, variant="export")
+    Transcriber(options=ModelOptions(...))
+    """
+
+    def __init__(self, folder: str | Path | None = None, options: ModelOptions | None = None, **overrides):
+        options = options or ModelOptions()
+        if folder is not None:
+            overrides["folder"] = folder
+        options = options.with_overrides(**overrides) if overrides else options
+        base = Path(options.folder) if options.folder is not None else default_model_dir()
+        self.options = options
+        self.variant = resolve_variant(base, options.variant)
+        self.model_dir = variant_dir(base, self.variant)
+        self.threads = options.session.threads
+        t0 = time.perf_counter()
+        self.sessions = open_sessions(self.model_dir, options.session)
+        gen = self.sessions.configs["generation_config.json"]
+        tok_path = Path(options.tokenizer_json) if options.tokenizer_json else self.model_dir / "tokenizer.json"
+        self.tokenizer = WhisperTokenizer(tok_path, gen, self.sessions.vocab_size)
+        self._decoders: dict[DecodingOptions, GreedyDecoder] = {}
+        self.load_time_s = time.perf_counter() - t0
+
+    def settings(self, decoding: DecodingOptions | None = None) -> dict:
+        """What a summary records about this transcriber (and the decoding options of a run)."""
+        out = {
+            "model_dir": str(self.model_dir),
+            "variant": self.variant,
+            "session": self.options.session.to_dict(),
+            "load_time_s": self.load_time_s,
+        }
+        if decoding is not None:
+            out["decoding"] = {k: getattr(decoding, k) for k in decoding.__dataclass_fields__}
+        return out
+
+    def decoder(self, options: DecodingOptions) -> GreedyDecoder:
+        """The decoder for these options, built once (its masks and filters) and kept."""
+        if options not in self._decoders:
+            self._decoders[options] = GreedyDecoder(self.sessions, self.tokenizer, options)
+        return self._decoders[options]
+
+    def transcribe(self, audio: str | Path | np.ndarray, options: DecodingOptions | None = None, **changes) -> Transcription:
+        """Transcribe a file (any format audio.load_audio reads) or 16 kHz mono samples.
+
+        Decoding settings as DecodingOptions fields, given as `options`, or changed one by
+        one: transcribe(path, language="fr", timestamps=True, chunking="silence")."""
+        options = options or DecodingOptions()
+        if changes:
+            options = replace(options, **changes)
+        if options.chunking not in CHUNKINGS:
+            raise ValueError(f"chunking must be one of {CHUNKINGS}, not {options.chunking!r}")
+        decoder = self.decoder(options)
+        batch_size = max(1, int(options.batch_size))
+        timings = dict.fromkeys(STAGES, 0.0)
+        in_ort = 0.0
+        start = time.perf_counter()
+        if isinstance(audio, np.ndarray):
+            samples = np.ascontiguousarray(audio, dtype=np.float32)
+        else:
+            samples = load_audio(audio)
+        timings["t_load_audio"] = time.perf_counter() - start
+        if samples.size == 0:
+            raise AudioError(str(audio), "no samples")
+
+        pieces = split(samples, chunking=options.chunking)
+        window_results = []
+        for i in range(0, len(pieces), batch_size):
+            batch = pieces[i : i + batch_size]
+            t = time.perf_counter()
+            mel = log_mel_batch([p for _, p in batch])
+            timings["t_features"] += time.perf_counter() - t
+            t = time.perf_counter()
+            states = self.sessions.encode(mel)
+            timings["t_encoder"] += time.perf_counter() - t
+            results = decoder.decode(states)
+            for (window, _), result in zip(batch, results):
+                timings["t_decoder_first"] += result.t_decoder_first * len(batch)
+                timings["t_decoder_loop"] += result.t_decoder_loop * len(batch)
+                in_ort += result.t_loop_in_ort * len(batch)
+                window_results.append((window, result))
+        # decode() spreads a batch's time over its rows; the sums above restore batch totals.
+        rows = max(1, min(batch_size, len(pieces)))
+        timings["t_decoder_first"] /= rows
+        timings["t_decoder_loop"] /= rows
+        in_ort /= rows
+
+        t = time.perf_counter()
+        transcription = self._assemble(window_results, len(samples) / SAMPLE_RATE, options)
+        timings["t_detokenize"] = time.perf_counter() - t
+        timings["t_total"] = time.perf_counter() - start
+        transcription.timings = timings
+        # Python's share of the token loop: time outside session.run (goal: <= 3 %).
+        loop = timings["t_decoder_loop"]
+        transcription.loop_overhead_pct = 100.0 * (loop - in_ort) / loop if loop > 0 else None
+        return transcription
+
+    def _assemble(self, window_results, duration_s: float, options: DecodingOptions) -> Transcription:
+        tok = self.tokenizer
+        flags = sorted({f for _, r in window_results for f in r.flags})
+        overlapping = any(w.stride_left or w.stride_right for w, _ in window_results)  # strided: stitch; silence: join
+        language = window_results[0][1].language
+        if not options.timestamps:
+            if not overlapping:  # one window, or silence-cut windows
+                tokens = join_text_tokens([r.tokens for _, r in window_results], tok.ids.eot)
+            else:
+                tokens = stitch_text_tokens([r.tokens for _, r in window_results], tok.ids.eot)
+            text = tok.decode(tokens)
+            return Transcription(text, [Segment(0.0, duration_s, text, tokens)], tokens, language, duration_s, {}, len(window_results), flags)
+
+        segments, tokens = [], []
+        for window, result in window_results:
+            offset = window.start / SAMPLE_RATE
+            own_from = window.stride_left / SAMPLE_RATE
+            own_to = (window.stop - window.start - window.stride_right) / SAMPLE_RATE
+            for seg in timestamp_segments(result.tokens, tok, (window.stop - window.start) / SAMPLE_RATE):
+                # Overlapping windows: keep a segment only in the window whose own span holds its start.
+                if overlapping and not (own_from <= seg.start < own_to):
+                    continue
+                segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens))
+                tokens.extend(seg.tokens)
+        if len(window_results) == 1:  # one window: every token, timestamps included
+            tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
+        text = "".join(s.text for s in segments)
+        return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags)
+
+
+def timestamp_segments(tokens: list[int], tokenizer: WhisperTokenizer, window_s: float) -> list[Segment]:
+    """Segments from <|t0|> text <|t1|> pairs; text after the last stamp ends at the window's end."""
+    begin, eot = tokenizer.ids.timestamp_begin, tokenizer.ids.eot
+    segments, run, start = [], [], None
+    for t in tokens:
+        if t >= begin:
+            stamp = (t - begin) * TIME_PRECISION
+            if start is None:
+                start = stamp
+            else:
+                if run:
+                    segments.append(Segment(start, stamp, tokenizer.decode(run), run))
+                start, run = (None, []) if run else (stamp, [])
+        elif t < eot:
+            if start is None:
+                start = segments[-1].end if segments else 0.0
+            run.append(t)
+    if run:
+        segments.append(Segment(start if start is not None else 0.0, window_s, tokenizer.decode(run), run))
+    return segments
+
+
+@lru_cache(maxsize=2)
+def _shared(options: ModelOptions) -> Transcriber:
+    return Transcriber(options=options)
+
+
+def transcribe(audio: str | Path | np.ndarray, model: str | Path | ModelOptions | None = None, **decoding) -> Transcription:
+    """One call: the model loaded once per ModelOptions (and kept), then Transcriber.transcribe.
+
+    >>> whisper_ort.transcribe("audio/jfk.flac", language="en").text"""
+    options = model if isinstance(model, ModelOptions) else ModelOptions(folder=model)
+    return _shared(options).transcribe(audio, **decoding)

@@ -1,0 +1,241 @@
+"""Long-audio throughput: batched windows against the unbatched path and faster-whisper.
+
+`python -m whisper_ort.measure.longbench --minutes 5` builds a long file by concatenating the
+long samples of audio/ (silero_test, the two pyannote files, the LibriSpeech clips, in
+that order, repeated; whole pieces only, so the file is at least that long; 16 kHz mono
+float32 as load_audio gives them), then times, each in its own process, interleaved over
+rounds, warm, at the same threads:
+
+    whisper_ort, strided windows (the transformers pipeline's), batch 1 and N
+    whisper_ort, silence-cut windows, batch 1 and N
+    faster-whisper's sequential transcription (the `faster_whisper` peer)
+    faster-whisper's BatchedInferencePipeline, batch N (Silero VAD: the model ships in the wheel)
+
+and scores each text against a proxy reference: the reference transcripts of the pieces
+(hf_generate's, results/reference/inference_per_file.json; pieces missing there are
+transcribed once by the hf_generate peer and kept in piece_references.json), joined in order.
+Writes results/benchmarks/longform/longform.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from whisper_ort.measure.records import read_records, write_atomic, write_json
+from whisper_ort.study.paths import LONGFORM_DIR
+from whisper_ort.study.paths import REFERENCE as REFERENCE_PATH
+
+SOURCES = ("silero_test.wav", "pyannote_dev00.wav", "pyannote_sample.wav", "libri_198-209-0000.ogg",
+           "libri_3436-172162-0000.ogg", "libri_5703-47212-0000.ogg")
+REFERENCE = Path(REFERENCE_PATH)
+SR = 16000
+
+
+def build_long_file(audio_dir: str | Path, out: str | Path, minutes: float) -> tuple[Path, list[str], float]:
+    """SOURCES in turn until at least `minutes`, whole pieces only (so the proxy reference is exact).
+
+    Returns (path, the pieces in order, duration in seconds)."""
+    import soundfile as sf
+
+    from whisper_ort.core.audio import load_audio
+
+    pieces = {name: load_audio(Path(audio_dir) / name) for name in SOURCES}
+    target = int(minutes * 60 * SR)
+    order: list[str] = []
+    while sum(len(pieces[n]) for n in order) < target:
+        order.append(SOURCES[len(order) % len(SOURCES)])
+    samples = np.concatenate([pieces[n] for n in order])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(out, samples, SR, subtype="FLOAT")
+    return out, order, len(samples) / SR
+
+
+def piece_references(audio_dir: str | Path, names, cache: Path, threads: int) -> dict[str, str]:
+    """hf_generate's text of each piece: the committed reference, else transcribed once and cached."""
+    refs = {r.file: r.text for r in read_records(REFERENCE) if r.status == "ok"} if REFERENCE.is_file() else {}
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    missing = sorted(set(names) - set(refs) - set(cached))
+    if missing:
+        print(f"reference: hf_generate on {', '.join(missing)} (once; kept in {cache})", file=sys.stderr, flush=True)
+        for name in missing:
+            r = run_worker("hf_generate", Path(audio_dir) / name, threads)
+            if r["status"] != "ok":
+                raise RuntimeError(f"reference for {name}: {r['error']}")
+            cached[name] = r["text"]
+        write_json(cache, cached)
+    return {n: refs.get(n, cached.get(n)) for n in names}
+
+
+def worker(argv: list[str]) -> None:
+    """One setting in a fresh process: load, one warm run, one timed run; prints a JSON line."""
+    kind, path, threads = argv[0], argv[1], int(argv[2])
+    batch = int(argv[3]) if len(argv) > 3 else 1
+    chunking = argv[4] if len(argv) > 4 else "strided"
+    info: dict = {}  # extra fields of the answer
+    if kind == "whisper_ort":
+        from whisper_ort.core.pipeline import Transcriber
+
+        t = Transcriber("whisper-base-with-past", threads=threads)
+
+        def once():
+            r = t.transcribe(path, batch_size=batch, chunking=chunking)
+            return r.text.strip(), r.n_windows
+
+        info["variant"] = t.variant
+    elif kind == "faster_whisper":
+        from whisper_ort.measure.peers.faster_whisper import FasterWhisperPeer
+
+        p = FasterWhisperPeer("whisper-base-with-past", threads=threads, max_new_tokens=128)
+
+        def once():
+            r = p.transcribe_record(path)
+            if r.status != "ok":
+                raise RuntimeError(r.error)
+            return r.text, r.n_windows
+    elif kind == "faster_whisper_batched":
+        from faster_whisper import BatchedInferencePipeline, decode_audio
+
+        from whisper_ort.measure.peers.faster_whisper import FasterWhisperPeer, ct2_max_new_tokens
+
+        p = FasterWhisperPeer("whisper-base-with-past", threads=threads, max_new_tokens=128)
+        pipe = BatchedInferencePipeline(p.model)
+        windows = []
+        inner = pipe.generate_segment_batched
+
+        def counted(features, *args, **kwargs):  # one call per batch: count its windows
+            windows.append(len(features))
+            return inner(features, *args, **kwargs)
+
+        pipe.generate_segment_batched = counted
+
+        def once():
+            windows.clear()
+            audio = decode_audio(path, sampling_rate=SR)
+            # The sequential peer's settings where the batched API has them; VAD is required
+            # past 30 s (its defaults here: speech merged into chunks of at most 30 s).
+            segments, _ = pipe.transcribe(audio, language="en", task="transcribe", batch_size=batch, beam_size=1,
+                                          temperature=0.0, without_timestamps=True, vad_filter=True,
+                                          max_new_tokens=ct2_max_new_tokens(128), word_timestamps=False)
+            return "".join(s.text for s in segments).strip(), sum(windows)
+    elif kind == "hf_generate":  # reference transcripts of pieces, not timed
+        from whisper_ort.measure.peers import create
+
+        r = create("hf_generate", "whisper-base-with-past", threads=threads).transcribe_record(path)
+        print(json.dumps({"text": r.text, "status": r.status, "error": r.error}))
+        return
+    else:
+        raise ValueError(kind)
+    once()  # warm
+    start = time.perf_counter()
+    text, n_windows = once()
+    print(json.dumps({"elapsed_s": time.perf_counter() - start, "text": text, "n_windows": n_windows, **info}))
+
+
+def run_worker(kind: str, path: Path, threads: int, batch: int = 1, chunking: str = "strided") -> dict:
+    code = "import sys; from whisper_ort.measure.longbench import worker; worker(sys.argv[1:])"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, kind, str(path), str(threads), str(batch), chunking],
+                          capture_output=True, text=True, timeout=3600, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+FW_SEQ = "faster_whisper sequential"
+
+
+def settings(batch: int) -> list[tuple[str, str, int, str]]:
+    """(label, kind, batch, chunking) of every row."""
+    rows = []
+    for chunking in ("strided", "silence"):
+        for b in dict.fromkeys((1, batch)):
+            rows.append((f"whisper_ort {chunking} batch {b}", "whisper_ort", b, chunking))
+    rows += [(FW_SEQ, "faster_whisper", 1, "-"), (f"faster_whisper BatchedInferencePipeline batch {batch}", "faster_whisper_batched", batch, "-")]
+    return rows
+
+
+def markdown(result: dict) -> str:
+    """longform.md from longform.json's contents."""
+    rows, audio_s = result["rows"], result["duration_s"]
+    lines = [f"{audio_s / 60:.2f} min of audio ({audio_s:.1f} s: {len(result['pieces'])} whole pieces, {', '.join(result['sources'])} in turn), "
+             f"{result['threads']} threads, warm, median of {result['rounds']} round(s); each setting in its own process; "
+             f"whisper_ort variant {', '.join(result['whisper_ort_variant'])} (auto).", "",
+             "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper']:.2f}x | "
+              f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} |" for r in rows]
+    lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
+              "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
+              "faster-whisper sequential = its 30 s walk, no VAD; BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
+              "(silence between them is not decoded).", "",
+              f"WER vs proxy: the reference transcripts of the pieces (hf_generate, one file at a time) joined in order, {result['reference_words']} words, "
+              "normalized Whisper's way; a proxy, not ground truth: it is another model run, and the long file's windows "
+              "cross the pieces' boundaries where the reference's did not. Deletions are where windowing loses words: "
+              "faster-whisper's sequential walk (no timestamps, so it seeks a full 30 s) cuts words at its boundaries and loses the rest "
+              "of a window Whisper ends early (a 30 s window decoded to a single short phrase); the strided stitch (transformers' "
+              "`_find_longest_common_sequence`) aligns such a short window inside its neighbour and drops the words after the match.",
+              "", "Batched text identical to unbatched: "
+              + ", ".join(f"{c} {'yes' if same else 'NO'}" for c, same in result["batched_text_identical"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--audio-dir", default="audio")
+    p.add_argument("--minutes", type=float, default=5.0, help="at least this long: whole pieces only")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--output-dir", default=LONGFORM_DIR)
+    p.add_argument("--render", action="store_true", help="only rewrite longform.md from longform.json (no runs)")
+    a = p.parse_args(argv)
+    out_dir = Path(a.output_dir)
+    if a.render:
+        write_atomic(out_dir / "longform.md", markdown(json.loads((out_dir / "longform.json").read_text())))
+        return 0
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the WER normalizer imports transformers
+    from whisper_ort.measure.wer import measures, normalizer_name
+
+    long_file, order, audio_s = build_long_file(a.audio_dir, out_dir / f"long_{a.minutes:g}min.wav", a.minutes)
+    refs = piece_references(a.audio_dir, order, out_dir / "piece_references.json", a.threads)
+    reference = " ".join(refs[n].strip() for n in order)
+    runs: dict[str, list[dict]] = {}
+    for rnd in range(a.rounds):
+        for label, kind, batch, chunking in settings(a.batch_size):
+            print(f"round {rnd + 1}: {label}", file=sys.stderr, flush=True)
+            runs.setdefault(label, []).append(run_worker(kind, long_file, a.threads, batch, chunking))
+    fw_elapsed = float(np.median([r["elapsed_s"] for r in runs[FW_SEQ]]))
+    rows = []
+    for label, *_ in settings(a.batch_size):
+        rs = runs[label]
+        elapsed = float(np.median([r["elapsed_s"] for r in rs]))
+        m = measures(reference, rs[0]["text"])
+        rows.append({"setting": label, "elapsed_s": elapsed, "elapsed_rounds_s": [r["elapsed_s"] for r in rs], "audio_s_per_s": audio_s / elapsed,
+                     "throughput_vs_faster_whisper": fw_elapsed / elapsed, "n_windows": rs[0].get("n_windows"),
+                     "wer": m["wer"], **{k: m[k] for k in ("substitutions", "deletions", "insertions")}, "text": rs[0]["text"]})
+    by = {r["setting"]: r for r in rows}
+    identical = {c: by[f"whisper_ort {c} batch {a.batch_size}"]["text"] == by[f"whisper_ort {c} batch 1"]["text"] for c in ("strided", "silence")}
+    ref_words = measures(reference, reference)["ref_words"]
+    variants = sorted({r["variant"] for rs in runs.values() for r in rs if "variant" in r})
+    result = {"file": str(long_file), "whisper_ort_variant": variants, "minutes": a.minutes, "duration_s": audio_s, "pieces": order, "threads": a.threads,
+              "rounds": a.rounds, "batch_size": a.batch_size, "sources": list(SOURCES), "rows": rows,
+              "batched_text_identical": identical, "reference_words": ref_words, "normalizer": normalizer_name(),
+              "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_json(out_dir / "longform.json", result)
+    text = markdown(result)
+    write_atomic(out_dir / "longform.md", text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The implementations `compare` runs side by side, each writing the same `Record`.
+
+    whisper_ort     this package (whisper_ort.core.pipeline.Transcriber)
+    faster_whisper  CTranslate2 FP32 on the model.bin from the same PyPI packages
+    hf_pipeline     transformers ASR pipeline, torch FP32, chunk_length_s=30
+    hf_generate     WhisperProcessor + generate, torch FP32 (the reference transcripts)
+    optimum_ort     optimum ORTModelForSpeechSeq2Seq on the same ONNX folder + generate
+
+Every one is built as `create(name, onnx_dir, threads, language=, task=, max_new_tokens=)`
+and answers `transcribe_record(path, repeat) -> Record`. The modules are imported only
+when an implementation is created, so importing this registry imports no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+# name -> (module, class); resolved lazily by `factory`.
+_CLASSES = {
+    "whisper_ort": ("whisper_ort.measure.peers.native", "WhisperOrtPeer"),
+    "faster_whisper": ("whisper_ort.measure.peers.faster_whisper", "FasterWhisperPeer"),
+    "hf_pipeline": ("whisper_ort.measure.peers.hf_pipeline", "HFPipelinePeer"),
+    "hf_generate": ("whisper_ort.measure.peers.hf_generate", "HFGeneratePeer"),
+    "optimum_ort": ("whisper_ort.measure.peers.optimum_ort", "OptimumORTPeer"),
+}
+
+PEERS = ("faster_whisper", "hf_pipeline", "hf_generate", "optimum_ort")
+REFERENCE = "hf_generate"
+
+
+def factory(name: str):
+    """The class for an implementation name (imports its module now)."""
+    try:
+        module, cls = _CLASSES[name]
+    except KeyError:
+        raise ValueError(f"unknown implementation {name!r}; known: {', '.join(_CLASSES)}") from None
+    return getattr(importlib.import_module(module), cls)
+
+
+def _make(name: str):
+    def build(onnx_dir, threads: int = 2, language: str = "en", task: str = "transcribe", max_new_tokens: int = 128):
+        return factory(name)(onnx_dir, threads=threads, language=language, task=task, max_new_tokens=max_new_tokens)
+
+    build.__name__ = f"create_{name}"
+    return build
+
+
+IMPLEMENTATIONS = {name: _make(name) for name in _CLASSES}
+
+
+def create(name: str, onnx_dir, threads: int = 2, **kwargs):
+    """Load an implementation (models loaded once; its `load_s` says how long that took)."""
+    if name not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {name!r}; known: {', '.join(IMPLEMENTATIONS)}")
+    return IMPLEMENTATIONS[name](onnx_dir, threads=threads, **kwargs)
+
+
+_NEEDS = {
+    "whisper_ort": ("whisper_ort.core.pipeline",),
+    "faster_whisper": ("faster_whisper", "ctranslate2"),
+    "hf_pipeline": ("torch", "transformers", "librosa"),
+    "hf_generate": ("torch", "transformers", "librosa"),
+    "optimum_ort": ("torch", "transformers", "librosa", "optimum.onnxruntime"),
+}
+
+
+def available(name: str) -> bool:
+    """Whether an implementation can be built here (its packages are installed; for
+    whisper_ort, whether `whisper_ort.core.pipeline` has a `Transcriber` yet). Imports only
+    whisper_ort.core.pipeline; the peers' packages are only looked up."""
+    if name == "whisper_ort":
+        try:
+            return hasattr(importlib.import_module("whisper_ort.core.pipeline"), "Transcriber")
+        except Exception:
+            return False
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in _NEEDS[name])
+    except (KeyError, ImportError, ValueError):
+        return False

@@ -1,0 +1,143 @@
+"""Records on disk as DataFrames and dicts; a note naming the command when they are missing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from whisper_ort.measure.records import RECORD_FIELDS
+from whisper_ort.study.names import REFERENCE_IMPL, STAGES
+from whisper_ort.study.paths import NATIVE, StudyPaths, resolve
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def records_frame(rows) -> pd.DataFrame:
+    """Records (dicts or Record objects) as a DataFrame with every record column."""
+    rows = [r if isinstance(r, dict) else r.to_dict() for r in (rows or [])]
+    df = pd.DataFrame(rows)
+    for name in RECORD_FIELDS:
+        if name not in df.columns:
+            df[name] = None
+    numeric = ["duration_s", "threads", "repeat", "n_tokens", "n_windows", "rtf", "ms_per_token", "t_total", *STAGES]
+    for name in numeric:
+        df[name] = pd.to_numeric(df[name], errors="coerce")
+    df["implementation"] = df["implementation"].fillna(NATIVE).astype(str)
+    df["file"] = df["file"].astype(str)
+    df["status"] = df["status"].fillna("ok").astype(str)
+    df["text"] = df["text"].fillna("").astype(str)
+    return df
+
+
+def load_records(path: str | Path) -> pd.DataFrame | None:
+    """A records file (inference_per_file.json or compare's records.json) as a DataFrame,
+    or None when it is not there or not readable."""
+    data = _read_json(Path(path))
+    if not isinstance(data, list):
+        if isinstance(data, dict) and isinstance(data.get("records"), list):
+            data = data["records"]
+        else:
+            return None
+    return records_frame(data)
+
+
+def load_summary(path: str | Path) -> dict | None:
+    data = _read_json(Path(path))
+    return data if isinstance(data, dict) else None
+
+
+def load_latency(paths: StudyPaths, implementation: str = NATIVE) -> tuple[pd.DataFrame | None, dict | None]:
+    folder = paths.latency_dir(implementation)
+    return load_records(folder / "inference_per_file.json"), load_summary(folder / "inference_summary.json")
+
+
+def load_thread_runs(paths: StudyPaths) -> tuple[pd.DataFrame | None, dict]:
+    """All thread-scaling records (one folder per thread count) and {threads: summary}."""
+    frames, summaries = [], {}
+    root = paths.threads_dir
+    if not root.is_dir():
+        return None, {}
+    for folder in sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)):
+        df = load_records(folder / "inference_per_file.json")
+        if df is None or df.empty:
+            continue
+        df["threads"] = int(folder.name)
+        frames.append(df)
+        summaries[int(folder.name)] = load_summary(folder / "inference_summary.json") or {}
+    if not frames:
+        return None, {}
+    return pd.concat(frames, ignore_index=True), summaries
+
+
+def load_compare(paths: StudyPaths) -> tuple[pd.DataFrame | None, dict | None]:
+    folder = paths.compare_dir
+    return load_records(folder / "records.json"), load_summary(folder / "summary.json")
+
+
+def load_floors(paths: StudyPaths) -> dict:
+    from whisper_ort.measure.hardware import load_floors as _load
+
+    try:
+        return _load(paths.hardware)
+    except (OSError, ValueError):
+        return {}
+
+
+def load_reference(paths: StudyPaths) -> pd.DataFrame | None:
+    df = load_records(paths.reference)
+    if df is not None and not df.empty:
+        df.loc[df["implementation"] == NATIVE, "implementation"] = REFERENCE_IMPL  # a file without the field
+    return df
+
+
+def manifest(audio_dir: str | Path = "audio") -> pd.DataFrame | None:
+    path = resolve(audio_dir) / "MANIFEST.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    df = pd.DataFrame(rows)
+    if "duration_s" in df:
+        df["duration_s"] = pd.to_numeric(df["duration_s"], errors="coerce")
+    return df.sort_values("file").reset_index(drop=True)
+
+
+def _utc(value) -> str | None:
+    """'2025-11-25T14:50:00Z' from the ISO forms the records carry (Z, +00:00 or none)."""
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _latest_date(*sources) -> str | None:
+    """The latest date any of the summaries / records carries (never the clock)."""
+    dates = []
+    for s in sources:
+        if isinstance(s, dict):
+            env = s.get("environment") if isinstance(s.get("environment"), dict) else {}
+            for value in (s.get("date_utc"), s.get("created"), env.get("date_utc")):
+                if value and _utc(value):
+                    dates.append(_utc(value))
+    return max(dates) if dates else None
+
+
+class Missing(str):
+    """A note saying which records are missing and the command that makes them."""
+
+
+def missing(what: str, command: str) -> Missing:
+    return Missing(f"No {what} yet: run `{command}` first.")
