@@ -55,7 +55,8 @@ class WhisperSessions:
         self.vocab_size = int(model_cfg["vocab_size"])
         self.n_layers = int(model_cfg["decoder_layers"])
         self.d_model = int(model_cfg["d_model"])
-        self._loaded = load_sessions([self.folder / name for name in self.sessions], config.options())
+        self._loaded = load_sessions([self.folder / name for name in self.sessions],
+                                     [config.options("encoder" if name == ENCODER else "decoder") for name in self.sessions])
 
     def _timed_run(self, session: ort.InferenceSession, fetch: list[str], feeds: dict) -> list:
         start = time.perf_counter()

@@ -23,13 +23,14 @@ from whisper_ort.study.paths import LEVERS_DIR
 
 # (name, what changes, extra bench flags). The first is the baseline.
 LEVERS = [
-    ("baseline", "export as-is: 3 sessions, one shared thread pool, prepacking, arena", ["--variant", "export"]),
-    ("per_session_pools", "a thread pool per session (ONNX Runtime's default)", ["--variant", "export", "--per-session-threads"]),
-    ("per_session_no_spin", "a pool per session, threads sleeping between ops", ["--variant", "export", "--per-session-threads", "--no-spinning"]),
+    ("baseline", "export as-is: 3 sessions, a thread pool each (the default), prepacking, arena", ["--variant", "export"]),
+    ("shared_pool", "one thread pool for all sessions (ONNX Runtime's global pool)", ["--variant", "export", "--shared-pool"]),
+    ("no_spin", "threads sleeping between ops", ["--variant", "export", "--no-spinning"]),
     ("mha", "fused encoder (LayerNorms as plain ops) + cross K/V projection, our decoder graph (MultiHeadAttention, no If, embeddings outside, bounded logits + exact argmax)", ["--variant", "mha"]),
+    ("mha_shared_pool", "mha with one thread pool for all sessions", ["--variant", "mha", "--shared-pool"]),
     ("mha_full_logits", "mha with every FP32 logit each step (its exact argmax from int8 bounded logits off)", ["--variant", "mha", "--full-logits"]),
     ("mha_no_arena", "mha without the CPU memory arena", ["--variant", "mha", "--no-arena"]),
-    ("mha_shared_arena", "mha with one arena for all sessions, growing by what is asked", ["--variant", "mha", "--shared-arena"]),
+    ("mha_shared_arena", "mha with one pool and one arena for all sessions, growing by what is asked", ["--variant", "mha", "--shared-pool", "--shared-arena"]),
     ("mha_noprepack", "mha, GEMM weights not prepacked", ["--variant", "mha", "--no-prepacking"]),
     ("graph_basic", "baseline with graph optimization level basic", ["--variant", "export", "--graph-opt", "basic"]),
     ("threads_1", "baseline with 1 intra-op thread", ["--variant", "export", "--threads", "1"]),
