@@ -10,11 +10,15 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in this tool reaches a model hub
 
 from whisper_ort.core.folder import ALIASES, MODEL_DIR_ENV, VARIANTS, default_model_dir  # noqa: E402  (leaves: pathlib and json only)
 from whisper_ort.study.paths import BENCH_DIR  # noqa: E402
+
+CHUNKINGS = ("silence", "sequential", "strided")  # core/longform.py's, the default first
+DEFAULTS = SimpleNamespace(max_new_tokens=448, chunking="silence")  # == core/decoding.py DecodingOptions() (tests/test_api.py)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -36,11 +40,16 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full-logits", action="store_true", help="compute every FP32 logit each step (mha variant: not only the bounded ones that can be the argmax)")
     p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    p.add_argument("--max-new-tokens", type=int, default=128, help="tokens per 30 s window at most (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens, help="tokens per 30 s window at most; the decoder has 448 positions, the prompt takes 3-4 (default: %(default)s)")
     p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
-    p.add_argument("--chunking", default="strided", choices=["strided", "silence"],
-                   help="long audio: strided = the transformers pipeline's overlapping 30 s windows every 20 s, stitched (the reference); silence = non-overlapping windows of at most 30 s cut at the quietest point of their last 5 s (fewer windows, faster)")
+    p.add_argument("--chunking", default=DEFAULTS.chunking, choices=list(CHUNKINGS),
+                   help="audio over 30 s: silence (the default, measured best) = windows of at most 30 s cut at the quietest point of their last 5 s, texts joined; "
+                        "sequential = openai/whisper's transcribe loop with timestamps (transformers' long-form generate, token for token); "
+                        "strided = the transformers pipeline's overlapping 30 s windows every 20 s, stitched (its text exactly)")
+    p.add_argument("--temperature", type=float, nargs="+", default=None, help="sequential: temperatures tried in turn while a window fails the thresholds (default: 0)")
+    p.add_argument("--condition-on-previous-text", action="store_true", help="sequential: each window's prompt holds the text before it")
+    p.add_argument("--initial-prompt", default=None, help="sequential: text put before the first window's prompt")
     p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS, *ALIASES],
                    help="model variant: auto = mha when built, else the export; export = optimum's export as is; mha = the fast one, built by `whisper-ort optimize`: an encoder that also projects cross K/V and our own decoder graph with bounded logits")
 
@@ -146,7 +155,10 @@ def decoding_options(args, **changes):
     from whisper_ort.core.decoding import DecodingOptions
 
     fields = {"language": None if args.language in (None, "auto") else args.language, "task": args.task, "timestamps": args.timestamps,
-              "max_new_tokens": args.max_new_tokens, "full_logits": args.full_logits, "chunking": args.chunking, "batch_size": args.batch_size}
+              "max_new_tokens": args.max_new_tokens, "full_logits": args.full_logits, "chunking": args.chunking, "batch_size": args.batch_size,
+              "condition_on_previous_text": args.condition_on_previous_text, "initial_prompt": args.initial_prompt}
+    if args.temperature:
+        fields["temperature"] = tuple(args.temperature) if len(args.temperature) > 1 else args.temperature[0]
     return DecodingOptions(**{**fields, **changes})
 
 

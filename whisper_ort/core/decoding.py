@@ -18,6 +18,29 @@ from whisper_ort.core.decoders import BoundedLogits, WhisperSessions
 from whisper_ort.core.tokenizer import WhisperTokenizer
 
 NEG_INF = np.float32(-np.inf)
+MAX_POSITIONS = 448  # the decoder's positions: prompt + generated tokens
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(axis=-1, keepdims=True)
+    shifted = logits - top
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _softmax_column(logits: np.ndarray, column: int) -> np.ndarray:
+    """softmax(logits)[:, column], in float64."""
+    x = logits.astype(np.float64)
+    top = x.max(axis=-1, keepdims=True)
+    return np.exp(x[:, column] - top[:, 0]) / np.exp(x - top).sum(axis=-1)
+
+
+def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
+    """One token per row from softmax(logits / temperature) (openai/whisper's categorical)."""
+    x = logits.astype(np.float64) / temperature
+    x -= x.max(axis=-1, keepdims=True)
+    p = np.exp(x)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.array([rng.choice(p.shape[-1], p=row) for row in p], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -25,19 +48,30 @@ class DecodingOptions:
     language: str | None = "en"  # None: detect from the first step
     task: str = "transcribe"
     timestamps: bool = False
-    max_new_tokens: int = 128
+    max_new_tokens: int = 448  # the decoder's positions less the prompt's: no dense window is cut short
     max_initial_timestamp_index: int | None = 50
     # Repetition guard: cut a loop once its last n-gram (n <= 8 tokens) has repeated this
     # many times back to back; 0 disables the cut (the compression-ratio flag stays).
     max_repeats: int = 12
-    compression_ratio_threshold: float = 2.4
+    compression_ratio_threshold: float | None = 2.4  # above: a loop (flagged; sequential decoding falls back)
     # Every FP32 logit each step, even where the mha decoder's bounded logits give the
     # argmax exactly from a few (the lever's "off"; timestamp rules always need them all).
     full_logits: bool = False
     # Audio over 30 s (core/longform.py): how it is cut into windows, and how many windows
     # go through the encoder and the decoder at once (the text is the same at any size).
-    chunking: str = "strided"
+    chunking: str = "silence"  # measured best WER at the best speed (README, "Long audio")
     batch_size: int = 1
+    # Sequential long-form decoding (chunking="sequential", core/sequential.py), openai/whisper's
+    # transcribe(): temperatures tried in turn while a window fails the thresholds (a
+    # compression ratio above, an average log-probability below); a window whose no-speech
+    # probability is above no_speech_threshold while its log-probability is below the
+    # threshold is silence and gives no text. None turns each check off.
+    temperature: float | tuple[float, ...] = 0.0
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    condition_on_previous_text: bool = False
+    initial_prompt: str | None = None
+    seed: int = 0  # of the sampling at temperatures above 0
 
 
 @dataclass
@@ -49,6 +83,9 @@ class DecodeResult:
     t_decoder_loop: float = 0.0
     t_loop_in_ort: float = 0.0  # of t_decoder_loop, the time inside session.run
     n_steps: int = 0
+    sum_logprob: float | None = None  # log-probabilities of the chosen tokens, end of text included (full logits only)
+    avg_logprob: float | None = None  # sum_logprob / (tokens + 1)
+    no_speech_prob: float | None = None  # softmax at <|startoftranscript|> of <|nospeech|> (with_no_speech)
 
 
 # ---------------------------------------------------------------- logit filters
@@ -149,7 +186,6 @@ class GreedyDecoder:
         self.sessions = sessions
         self.tokenizer = tokenizer
         self.options = options
-        self.max_new_tokens = min(options.max_new_tokens, 448 - 4)
         self.language_id = tokenizer.language_id(options.language) if options.language else None
         self.filters = [SuppressTokens(gen["suppress_tokens"], sessions.vocab_size), SuppressAtBegin(gen["begin_suppress_tokens"])]
         if options.timestamps:
@@ -169,6 +205,12 @@ class GreedyDecoder:
             f.apply(mask, [tokens])
         return mask
 
+    def _sot_logits(self, encoder_states) -> np.ndarray:
+        """Every logit at <|startoftranscript|> alone: language detection and no-speech."""
+        sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
+        logits, _, _ = self.sessions.first_step(sot, encoder_states)
+        return logits.full() if isinstance(logits, BoundedLogits) else logits
+
     def detect_language(self, encoder_states: np.ndarray) -> list[int]:
         """One step on <|startoftranscript|>; the likeliest language token per row."""
         sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
@@ -176,24 +218,42 @@ class GreedyDecoder:
         scores = logits.columns(self.lang_ids) if isinstance(logits, BoundedLogits) else logits[:, self.lang_ids]
         return [int(self.lang_ids[i]) for i in np.argmax(scores, axis=-1)]
 
-    def decode(self, encoder_states: np.ndarray) -> list[DecodeResult]:
+    def decode(self, encoder_states: np.ndarray, prefix: list[int] | None = None, temperature: float = 0.0,
+               rng: np.random.Generator | None = None, with_no_speech: bool = False, with_logprobs: bool = False) -> list[DecodeResult]:
+        """Decode a batch of windows. prefix: tokens before the prompt, the same for every row
+        (<|startofprev|> and earlier text); temperature > 0 samples instead of taking the
+        argmax; with_no_speech: each row's no-speech probability (one more prompt step);
+        with_logprobs: the chosen tokens' log-probabilities (every logit each step)."""
         batch = self.sessions.batch_of(encoder_states)
         t0 = time.perf_counter()
-        lang_ids = [self.language_id] * batch if self.language_id is not None else self.detect_language(encoder_states)
-        prompts = np.array([self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
-        first_mask, later_mask = self.masks or (None, None)
+        no_speech = None
+        if with_no_speech:
+            sot_logits = self._sot_logits(encoder_states)
+            no_speech = _softmax_column(sot_logits, self.tokenizer.ids.no_speech)
+        if self.language_id is not None:
+            lang_ids = [self.language_id] * batch
+        elif with_no_speech:
+            lang_ids = [int(self.lang_ids[i]) for i in np.argmax(sot_logits[:, self.lang_ids], axis=-1)]
+        else:
+            lang_ids = self.detect_language(encoder_states)
+        prompts = np.array([list(prefix or []) + self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
+        max_new_tokens = min(self.options.max_new_tokens, MAX_POSITIONS - prompts.shape[1])
+        sampling = temperature > 0
+        full_logits = self.full_logits or sampling or with_logprobs
+        first_mask, later_mask = (None, None) if full_logits else self.masks
         logits, self_kv, cross_kv = self.sessions.first_step(prompts, encoder_states, mask=first_mask)
         t_first = time.perf_counter() - t0
 
         eot = self.tokenizer.ids.eot
         tokens: list[list[int]] = [[] for _ in range(batch)]
         flags: list[list[str]] = [[] for _ in range(batch)]
+        sum_logprob = np.zeros(batch) if with_logprobs else None
         active = np.arange(batch)  # rows still decoding, in the order of the K/V rows
         steps = 0
         in_ort0 = self.sessions.t_step_run
         t1 = time.perf_counter()
         while True:
-            if isinstance(logits, BoundedLogits) and not self.full_logits:
+            if isinstance(logits, BoundedLogits) and not full_logits:
                 next_ids = logits.argmax()  # the filters' mask went in with the step
             else:
                 if isinstance(logits, BoundedLogits):
@@ -201,15 +261,20 @@ class GreedyDecoder:
                 live = [tokens[r] for r in active]
                 for f in self.filters:
                     f.apply(logits, live)
-                # argmax over the last position only; logits are already (rows, vocab)
-                next_ids = np.argmax(logits, axis=-1)
+                if sampling:
+                    next_ids = _sample(logits, temperature, rng)
+                else:
+                    # argmax over the last position only; logits are already (rows, vocab)
+                    next_ids = np.argmax(logits, axis=-1)
+                if sum_logprob is not None:
+                    sum_logprob[active] += _log_softmax(logits)[np.arange(len(active)), next_ids]
             keep = []
             for i, row in enumerate(active):
                 tok = int(next_ids[i])
                 if tok == eot:
                     continue
                 tokens[row].append(tok)
-                if len(tokens[row]) >= self.max_new_tokens:
+                if len(tokens[row]) >= max_new_tokens:
                     flags[row].append("max_new_tokens")
                     continue
                 if self.options.max_repeats and (cut := repeated_tail(tokens[row], self.options.max_repeats)):
@@ -234,7 +299,8 @@ class GreedyDecoder:
         results = []
         for row in range(batch):
             text = self.tokenizer.decode(tokens[row])
-            if compression_ratio(text) > self.options.compression_ratio_threshold:
+            threshold = self.options.compression_ratio_threshold
+            if threshold is not None and compression_ratio(text) > threshold:
                 flags[row].append("repetition")
             results.append(
                 DecodeResult(
@@ -245,6 +311,9 @@ class GreedyDecoder:
                     t_decoder_loop=t_loop / batch,
                     t_loop_in_ort=t_in_ort / batch,
                     n_steps=steps,
+                    sum_logprob=None if sum_logprob is None else float(sum_logprob[row]),
+                    avg_logprob=None if sum_logprob is None else float(sum_logprob[row] / (len(tokens[row]) + 1)),
+                    no_speech_prob=None if no_speech is None else float(no_speech[row]),
                 )
             )
         return results

@@ -100,6 +100,36 @@ def log_mel_batch(windows: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def log_mel_frames(samples: np.ndarray, block_frames: int = 6000) -> np.ndarray:
+    """Log-mel of a whole recording, as WhisperFeatureExtractor(truncation=False,
+    padding="longest") makes it for long-form generate: float32 (N_MELS, len // HOP_LENGTH),
+    the dynamic range limited below the maximum of the whole recording (not of each 30 s).
+    Sequential long-form decoding (core/sequential.py) cuts its windows from this.
+
+    Computed block by block (a minute of frames at a time), so the float64 temporaries
+    stay at ~20 MB whatever the length; the output itself is 19 MB per hour of audio."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
+    n_frames = x.shape[0] // HOP_LENGTH
+    out = np.empty((N_MELS, n_frames), np.float32)
+    padded = np.pad(x, N_FFT // 2, mode="reflect" if x.shape[0] > N_FFT // 2 else "constant")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][:n_frames]
+    for start in range(0, n_frames, block_frames):
+        block = frames[start : start + block_frames]
+        spec = np.fft.rfft(block * _hann_window())
+        power = spec.real**2 + spec.imag**2
+        for m, (lo, hi, weights) in enumerate(_mel_bands()):
+            out[m, start : start + len(block)] = power[:, lo:hi] @ weights
+    np.maximum(out, np.float32(1e-10), out=out)
+    np.log10(out, out=out)
+    if n_frames:
+        np.maximum(out, out.max() - np.float32(8.0), out=out)
+    out += np.float32(4.0)
+    out /= np.float32(4.0)
+    return out
+
+
 @cache
 def _mel_bands() -> list[tuple[int, int, np.ndarray]]:
     """Each mel filter as (first bin, end bin, weights): a triangle spans at most 14 of 201 bins."""

@@ -53,7 +53,7 @@ def windows(n_samples: int, chunk_s: float = CHUNK_S, stride_s: float | None = N
 TAIL_TOLERANCE = 160
 
 
-CHUNKINGS = ("strided", "silence")
+CHUNKINGS = ("strided", "silence", "sequential")  # sequential: core/sequential.py
 SEARCH_S = 5.0  # a silence cut is looked for in the last SEARCH_S seconds before the limit
 FRAME_S, HOP_S = 0.100, 0.010  # short-time energy: 100 ms frames every 10 ms
 MIN_TAIL_S = 1.0  # the last window is never shorter: a few samples alone make Whisper hallucinate

@@ -21,10 +21,11 @@ import numpy as np
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
 from whisper_ort.core.decoders import open_sessions
 from whisper_ort.core.decoding import DecodingOptions, GreedyDecoder
-from whisper_ort.core.features import log_mel_batch
+from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
-from whisper_ort.core.longform import CHUNKINGS, join_text_tokens, split, stitch_text_tokens
+from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, join_text_tokens, split, stitch_text_tokens
 from whisper_ort.core.options import ModelOptions
+from whisper_ort.core.sequential import transcribe_sequential
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
 
 STAGES = ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_detokenize", "t_total")
@@ -118,7 +119,9 @@ class Transcriber:
         if samples.size == 0:
             raise AudioError(str(audio), "no samples")
 
-        pieces = split(samples, chunking=options.chunking)
+        if options.chunking == "sequential" and len(samples) > CHUNK_SAMPLES + TAIL_TOLERANCE:
+            return self._transcribe_sequential(samples, options, timings, start)
+        pieces = split(samples, chunking="strided" if options.chunking == "sequential" else options.chunking)
         window_results = []
         for i in range(0, len(pieces), batch_size):
             batch = pieces[i : i + batch_size]
@@ -149,6 +152,23 @@ class Transcriber:
         loop = timings["t_decoder_loop"]
         transcription.loop_overhead_pct = 100.0 * (loop - in_ort) / loop if loop > 0 else None
         return transcription
+
+    def _transcribe_sequential(self, samples: np.ndarray, options: DecodingOptions, timings: dict, start: float) -> Transcription:
+        """Audio over 30 s walked window by window with timestamps (core/sequential.py)."""
+        result = transcribe_sequential(self, samples, replace(options, timestamps=True))
+        for key, value in result.timings.items():
+            timings[key] += value
+        t = time.perf_counter()
+        tok = self.tokenizer
+        segments = [Segment(round(s.start, 2), round(s.end, 2), tok.decode(s.tokens), [x for x in s.tokens if x < tok.ids.eot])
+                    for s in result.segments if any(x < tok.ids.eot for x in s.tokens)]
+        tokens = [x for s in result.segments for x in s.tokens]
+        text = "".join(s.text for s in segments)
+        timings["t_detokenize"] = time.perf_counter() - t
+        timings["t_total"] = time.perf_counter() - start
+        loop = timings["t_decoder_loop"]
+        overhead = 100.0 * (loop - result.in_ort) / loop if loop > 0 else None
+        return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead)
 
     def _assemble(self, window_results, duration_s: float, options: DecodingOptions) -> Transcription:
         tok = self.tokenizer

@@ -86,6 +86,10 @@ class WhisperTokenizer:
             ids.append(self.ids.no_timestamps)
         return ids
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of plain text (an initial prompt), no special tokens."""
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
     def decode(self, tokens) -> str:
         """Text of the tokens without special or timestamp tokens."""
         return self.tokenizer.decode([t for t in tokens if t < self.ids.eot], skip_special_tokens=True)

