@@ -454,7 +454,8 @@ def test_page_uploads_and_streams_in_chromium(served, audio_dir, reference, tmp_
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (make test installs it as root)")
-    expected = reference("jfk.flac", timestamps=True)
+    clip = "libri_198-209-0000.ogg"  # 14 s, five segments
+    expected = reference(clip, timestamps=True)
     shot = Path(os.environ.get("WHISPER_ORT_SCREENSHOT", tmp_path / "serve_page.png"))
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -462,7 +463,7 @@ def test_page_uploads_and_streams_in_chromium(served, audio_dir, reference, tmp_
         try:
             page = browser.new_page(viewport={"width": 860, "height": 520})
             page.goto(served["url"] + "/")
-            page.set_input_files("#file", str(audio_dir / "jfk.flac"))
+            page.set_input_files("#file", str(audio_dir / clip))
             page.click("#go")
             page.wait_for_function("document.body.dataset.done", timeout=120_000)
             assert page.evaluate("document.body.dataset.done") == "1", page.inner_text("#status")
@@ -470,7 +471,8 @@ def test_page_uploads_and_streams_in_chromium(served, audio_dir, reference, tmp_
             assert rows.count() == len(expected.segments)
             assert rows.nth(0).locator("td.time").inner_text().startswith("0:00.00")
             assert page.inner_text("#text") == expected.text.strip()
-            assert page.inner_text("#status").startswith("Done: 11.0 s of audio (en)")
+            assert page.inner_text("#status").startswith(f"Done: {expected.duration_s:.1f} s of audio (en)")
+            assert rows.nth(len(expected.segments) - 1).locator("td").nth(1).inner_text() == expected.segments[-1].text.strip()
             page.screenshot(path=str(shot))
             # The microphone (Chromium's fake device, a beep): recorded, sent as webm, answered.
             page.evaluate("delete document.body.dataset.done")
