@@ -14,13 +14,14 @@ import argparse
 import io
 import sys
 
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.responses import JSONResponse
+
 from whisper_ort.core.folder import default_model_dir
 from whisper_ort.measure.peers.faster_whisper import ct2_max_new_tokens, ensure_ct2_model
 
 
 def create_app(model_dir, threads: int, max_new_tokens: int = 128):
-    from fastapi import FastAPI, File, Form, UploadFile
-    from fastapi.responses import JSONResponse
     from faster_whisper import WhisperModel, decode_audio
 
     model = WhisperModel(str(model_dir), device="cpu", compute_type="float32", cpu_threads=threads, num_workers=1, local_files_only=True)
@@ -51,12 +52,13 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--onnx-dir", default=None, help="the ONNX model folder; the CTranslate2 folder sits beside it")
+    p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
     import uvicorn
 
     app = create_app(ensure_ct2_model(args.onnx_dir or default_model_dir()), args.threads)
     print(f"faster-whisper server on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
