@@ -424,13 +424,16 @@ def test_cli_server_finishes_in_flight_requests_on_sigterm(tmp_path, audio_dir, 
 
         t = threading.Thread(target=request)
         t.start()
+        in_flight = False
         with httpx.Client(base_url=url, timeout=5) as c:
             for _ in range(400):  # until the request is in the batcher's hands
                 h = c.get("/health").json()
                 if h["queued_requests"] or h["preparing"]:
+                    in_flight = True
                     break
                 time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
+        assert in_flight, "the request was never seen in flight"
         t.join(120)
         assert proc.wait(60) == 0
         assert answer["status"] == 200, answer

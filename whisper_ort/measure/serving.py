@@ -2,14 +2,14 @@
 
     python -m whisper_ort.measure.serving --duration 20 --clients 1,2,4,8,16
 
-Each server runs in its own process on 127.0.0.1, started and stopped here, one after the
-other so that they never share the cores: `batched` (whisper-ort serve), `one_at_a_time`
-(whisper-ort serve --no-batching: the same server, one window per batch) and
-`faster_whisper` (measure/peers/fw_server.py: speaches' thread-pool design). For each
-number of clients, that many closed-loop clients (httpx, asyncio) post the short files in
-turn for `duration` seconds, then finish the request they have in flight; every request
-and its latency is kept. Writes serving.json (every request) and serving.md (the table)
-to --output-dir. Importing this module loads nothing heavy: httpx is imported to run.
+Each server runs in its own process on 127.0.0.1, started and stopped here: `batched`
+(whisper-ort serve), `one_at_a_time` (whisper-ort serve --no-batching: the same server, one
+window per batch) and `faster_whisper` (measure/peers/fw_server.py: speaches' thread-pool
+design). All are up at once but only one is under load at a time: for each number of
+clients, each server in turn gets that many closed-loop clients (httpx, asyncio) posting
+the short files in turn for `duration` seconds, who then finish the request they have in
+flight. Every request and its latency is kept: serving.json (all of them) and serving.md
+(the table) in --output-dir. Importing this module loads nothing heavy: httpx is imported to run.
 """
 
 from __future__ import annotations
@@ -104,52 +104,64 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def summarize(records: list[dict], elapsed_s: float) -> dict:
+def summarize(records: list[dict], elapsed_s: float, texts: dict | None = None) -> dict:
+    """Counts, throughput, latency; `changed`: answers whose text is not the file's warm-up text."""
     ok = [r for r in records if r["status"] == 200]
     lat = [r["latency_s"] for r in ok]
-    return {"requests": len(records), "ok": len(ok), "failed": len(records) - len(ok), "elapsed_s": round(elapsed_s, 3),
+    changed = sum(1 for r in ok if texts is not None and r["text"] != texts.get(r["file"]))
+    return {"requests": len(records), "ok": len(ok), "failed": len(records) - len(ok), "changed": changed, "elapsed_s": round(elapsed_s, 3),
             "throughput_rps": round(len(ok) / elapsed_s, 3) if elapsed_s else 0.0,
             "audio_s_per_s": round(sum(r["audio_s"] for r in ok) / elapsed_s, 2) if elapsed_s else 0.0,
             "p50_s": round(_percentile(lat, 50), 3), "p95_s": round(_percentile(lat, 95), 3)}
 
 
-def run_server(name: str, files, clients: list[int], duration_s: float, threads: int, onnx_dir, max_batch: int, log) -> dict:
+def run_servers(names: list[str], files, clients: list[int], duration_s: float, threads: int, onnx_dir, max_batch: int, log) -> list[dict]:
+    """Every server up at once (idle ones cost nothing), then each client count against each
+    server in turn: slow drifts of the machine fall on all of them alike."""
     import asyncio
 
     import httpx
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(server_command(name, port, threads, onnx_dir, max_batch), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    out: dict = {"server": name, "levels": []}
+    procs, urls, texts = {}, {}, {}
+    results = {name: {"server": name, "levels": []} for name in names}
     try:
-        _wait_healthy(url, proc)
-        for fname, data, _ in files:  # warm-up: every file once
-            httpx.post(f"{url}/v1/audio/transcriptions", files={"file": (fname, data)}, data={"model": "whisper-1"}, timeout=300)
+        for name in names:
+            port = _free_port()
+            urls[name] = f"http://127.0.0.1:{port}"
+            procs[name] = subprocess.Popen(server_command(name, port, threads, onnx_dir, max_batch), stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            _wait_healthy(urls[name], procs[name])  # one at a time: loading is CPU work too
+            texts[name] = {}
+            for fname, data, _ in files:  # warm-up: every file once, its text the one every later answer must give
+                r = httpx.post(f"{urls[name]}/v1/audio/transcriptions", files={"file": (fname, data)}, data={"model": "whisper-1", "language": "en"}, timeout=300)
+                texts[name][fname] = r.json().get("text") if r.status_code == 200 else None
         for c in clients:
-            records, elapsed = asyncio.run(_load(url, files, c, duration_s, timeout_s=300))
-            level = {"clients": c, **summarize(records, elapsed), "records": records}
-            out["levels"].append(level)
-            log(f"{name:>15} clients={c:>2}  {level['throughput_rps']:6.2f} req/s  p50 {level['p50_s']:6.2f} s  p95 {level['p95_s']:6.2f} s  "
-                f"ok {level['ok']}/{level['requests']}")
-        if name != "faster_whisper":
-            out["health"] = httpx.get(f"{url}/health", timeout=5).json()
+            for name in names:
+                records, elapsed = asyncio.run(_load(urls[name], files, c, duration_s, timeout_s=300))
+                level = {"clients": c, **summarize(records, elapsed, texts[name]), "records": records}
+                results[name]["levels"].append(level)
+                log(f"{name:>15} clients={c:>2}  {level['throughput_rps']:6.2f} req/s  p50 {level['p50_s']:6.2f} s  p95 {level['p95_s']:6.2f} s  "
+                    f"ok {level['ok']}/{level['requests']}")
+        for name in names:
+            if name != "faster_whisper":
+                results[name]["health"] = httpx.get(f"{urls[name]}/health", timeout=5).json()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
-    return out
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
+    return [results[name] for name in names]
 
 
 def table(results: list[dict]) -> str:
     """Markdown: one row per server and client count, with the ratio to one_at_a_time and faster_whisper."""
     by = {(r["server"], lv["clients"]): lv for r in results for lv in r["levels"]}
-    lines = ["| server | clients | req/s | audio s/s | p50 s | p95 s | failed | x one-at-a-time | x faster-whisper |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | clients | req/s | audio s/s | p50 s | p95 s | failed | text changed | x one-at-a-time | x faster-whisper |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         for lv in r["levels"]:
             ratios = []
@@ -157,7 +169,7 @@ def table(results: list[dict]) -> str:
                 other = by.get((ref, lv["clients"]))
                 ratios.append(f"{lv['throughput_rps'] / other['throughput_rps']:.2f}" if other and other["throughput_rps"] else "")
             lines.append(f"| {r['server']} | {lv['clients']} | {lv['throughput_rps']:.2f} | {lv['audio_s_per_s']:.1f} | {lv['p50_s']:.2f} | "
-                         f"{lv['p95_s']:.2f} | {lv['failed']} | {ratios[0]} | {ratios[1]} |")
+                         f"{lv['p95_s']:.2f} | {lv['failed']} | {lv['changed']} | {ratios[0]} | {ratios[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -172,16 +184,17 @@ def main(argv=None) -> int:
     p.add_argument("--onnx-dir", default=None)
     p.add_argument("--output-dir", default=f"{BENCH_DIR}/serving")
     args = p.parse_args(argv)
+    # SIGTERM (a timeout, a CI kill) unwinds like ^C, so the servers started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     files = [(f.name, f.read_bytes(), seconds) for f, seconds in short_files(Path(args.audio_dir))]
     if not files:
         print(f"no files of at most {SHORT_S:g} s in {args.audio_dir}", file=sys.stderr)
         return 2
     clients = [int(c) for c in args.clients.split(",")]
-    results = []
-    for name in args.servers.split(","):
-        if name not in SERVERS:
-            p.error(f"unknown server {name!r}; use {', '.join(SERVERS)}")
-        results.append(run_server(name, files, clients, args.duration, args.threads, args.onnx_dir, args.max_batch, log=lambda m: print(m, flush=True)))
+    names = args.servers.split(",")
+    if set(names) - set(SERVERS):
+        p.error(f"unknown server(s) {sorted(set(names) - set(SERVERS))}; use {', '.join(SERVERS)}")
+    results = run_servers(names, files, clients, args.duration, args.threads, args.onnx_dir, args.max_batch, log=lambda m: print(m, flush=True))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"command": " ".join(["python -m whisper_ort.measure.serving", *(argv if argv is not None else sys.argv[1:])]), "duration_s": args.duration,
