@@ -116,7 +116,8 @@ def create_app(transcriber: Transcriber, settings: ServeSettings | None = None) 
             return _stream(batcher, transcriber, windows, mel, duration_s, options, left_s, settings.request_timeout_s)
         job = Job(windows, mel, duration_s, options, left_s)
         result = await _wait(batcher, job, request, settings.request_timeout_s)
-        body, media = formats.render(result, response_format, task, _window_segments(transcriber, job))
+        per_window = _window_segments(transcriber, job) if response_format == "verbose_json" else []
+        body, media = formats.render(result, response_format, task, per_window)
         return Response(body, media_type=media)
 
     # FastAPI documents the form fields in the OpenAPI schema from these signatures.
