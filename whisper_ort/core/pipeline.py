@@ -20,10 +20,10 @@ import numpy as np
 
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
 from whisper_ort.core.decoders import open_sessions
-from whisper_ort.core.decoding import DecodingOptions, GreedyDecoder
+from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
-from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, join_text_tokens, split, stitch_text_tokens
+from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, join_text_tokens, split, stitch_text_tokens
 from whisper_ort.core.options import ModelOptions
 from whisper_ort.core.sequential import transcribe_sequential
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
@@ -169,6 +169,45 @@ class Transcriber:
         loop = timings["t_decoder_loop"]
         overhead = 100.0 * (loop - result.in_ort) / loop if loop > 0 else None
         return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead)
+
+    # -- the pieces of transcribe() for callers that batch windows of several files (serve/)
+
+    def decode_windows(self, mel: np.ndarray, options: DecodingOptions) -> list[DecodeResult]:
+        """One encoder batch and one decoder batch over log-mel rows (N, 80, 3000) that may
+        come from different files; one DecodeResult per row, in order. Rows are independent:
+        a window's tokens do not depend on the other rows of its batch."""
+        return self.decoder(options).decode(self.sessions.encode(mel))
+
+    def assemble(self, window_results: list[tuple[Window, DecodeResult]], duration_s: float, options: DecodingOptions) -> Transcription:
+        """One file's Transcription from its (window, result) pairs in order, as transcribe()
+        builds it (timings empty). A single pair of a longer file gives that window's own
+        segments (the ones a streamed response sends as the window finishes)."""
+        return self._assemble(window_results, duration_s, options)
+
+    def transcribe_batch(self, audios: list[np.ndarray], options: DecodingOptions | None = None, **changes) -> list[Transcription]:
+        """Several 16 kHz signals whose windows share encoder and decoder batches of
+        options.batch_size rows; each file assembled on its own. The same text as
+        transcribe() file by file; timings hold only t_total, the whole call's time."""
+        options = options or DecodingOptions()
+        if changes:
+            options = replace(options, **changes)
+        if options.chunking == "sequential":  # each file's windows depend on its previous ones: file by file
+            return [self.transcribe(a, options) for a in audios]
+        start = time.perf_counter()
+        if any(np.size(a) == 0 for a in audios):
+            raise AudioError("<samples>", "no samples")
+        pieces = [(i, w, p) for i, audio in enumerate(audios) for w, p in split(np.asarray(audio, dtype=np.float32), chunking=options.chunking)]
+        per_file: list[list] = [[] for _ in audios]
+        size = max(1, int(options.batch_size))
+        for b in range(0, len(pieces), size):
+            batch = pieces[b : b + size]
+            results = self.decode_windows(log_mel_batch([p for _, _, p in batch]), options)
+            for (i, window, _), result in zip(batch, results):
+                per_file[i].append((window, result))
+        out = [self.assemble(pairs, len(audio) / SAMPLE_RATE, options) for pairs, audio in zip(per_file, audios)]
+        for t in out:
+            t.timings = {"t_total": time.perf_counter() - start}
+        return out
 
     def _assemble(self, window_results, duration_s: float, options: DecodingOptions) -> Transcription:
         tok = self.tokenizer
