@@ -107,3 +107,34 @@ def test_killed_actor_is_retried_and_resume_skips_what_is_done(cluster, corpus, 
     assert summary["engine"]["duplicates"] == 0 and summary["engine"]["lost_to_errors"] == 0
     journal = [json.loads(line) for line in (out / JOURNAL).read_text().splitlines()]
     assert sorted(_keys(journal)) == sorted(keys)
+
+
+def test_compare_sweep_runs_each_comparison_as_a_task_on_a_node(cluster, corpus, local, model_dir, tmp_path):
+    import ray
+
+    out = tmp_path / "sweep"
+    rc = main(["compare", "--engine", "ray", "--sut", "whisper_ort", "--cores-list", "1 2", "--audio-dir", str(corpus), "--files", "lj_*",
+               "--onnx-dir", str(model_dir), "--output-dir", str(out), "--repeats", "1", "--warmup", "0", "--no-progress"])
+    assert rc == 0
+    node = ray.get_runtime_context().get_node_id()
+    for cores in (1, 2):
+        folder = out / f"container_{cores}c" / "whisper_ort"
+        records = json.loads((folder / "records.json").read_text())
+        assert [(r["implementation"], r["file"], r["status"]) for r in records] == [("whisper_ort", "lj_LJ001-0002.wav", "ok")]
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["engine"]["name"] == "ray" and summary["engine"]["node_id"] == node
+        assert summary["limits"]["n_cpus"] == cores and summary["implementations"]["whisper_ort"]["status"] == "ok"
+        assert "whisper_ort" in (folder / "summary_table.md").read_text() and (folder / "logs" / "whisper_ort.log").is_file()
+    # the same worker as the local compare's, on the node Ray chose: the local run's text at the same threads
+    assert records[0]["text"] == local[("lj_LJ001-0002.wav", 0)].text
+
+
+def test_a_file_that_kills_every_actor_becomes_an_error_record(cluster, corpus, model, tmp_path, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, ":sr_english.wav")  # no marker: its actor dies every time it starts it
+    records, summary = run_ray_bench(corpus, model, output_dir=tmp_path, files="lj_*,sr_*", warmup=0, actors=1, task_retries=1, progress=False)
+    got = {r.file: r for r in records}
+    assert sorted(got) == ["lj_LJ001-0002.wav", "sr_english.wav"] and len(records) == 2
+    assert got["lj_LJ001-0002.wav"].status == "ok"
+    lost = got["sr_english.wav"]
+    assert lost.status == "error" and lost.error.startswith("sr_english.wav: transcription failed 2 time(s)")
+    assert summary["n_failed"] == 1 and summary["engine"]["lost_to_errors"] == 1

@@ -41,7 +41,8 @@ from whisper_ort.study.paths import BENCH_DIR, NATIVE
 JOURNAL = "inference_per_file.jsonl"  # one record per line, appended as they come: what --resume trusts most
 TASK_RETRIES = 3  # per file, after its actor died; then an error record (a file that kills every actor must not loop)
 # Tests: "<marker path>:<file name>" makes the actor that starts that file kill itself (SIGKILL)
-# once, the marker saying it did; Ray must restart the actor and retry the file.
+# once, the marker saying it did; Ray must restart the actor and retry the file. No marker
+# (":<file name>"): every time, until the retries run out and the file is an error record.
 FAULT_ENV = "WHISPER_ORT_RAY_FAULT"
 LOST = "transcription failed {n} time(s) (its worker died or raised); see the Ray logs"
 
@@ -106,9 +107,14 @@ class TranscribeActor:
         return record
 
     def _maybe_die(self, name: str) -> None:
-        if self.fault and self.fault[1] == name and not os.path.exists(self.fault[0]):
-            Path(self.fault[0]).write_text(f"killed pid {os.getpid()} on {name}\n")
-            os.kill(os.getpid(), signal.SIGKILL)
+        if not self.fault or self.fault[1] != name:
+            return
+        marker = self.fault[0]
+        if marker and os.path.exists(marker):
+            return
+        if marker:
+            Path(marker).write_text(f"killed pid {os.getpid()} on {name}\n")
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- the driver
@@ -208,6 +214,7 @@ def run_ray_bench(
     num_cpus: int | None = None,
     decode_cpus: float = 0.0,
     object_store_memory: int | None = None,
+    task_retries: int = TASK_RETRIES,
 ) -> tuple[list[Record], dict]:
     """run_bench's run on Ray: returns (records, summary) and writes bench's files.
 
@@ -257,7 +264,7 @@ def run_ray_bench(
         if todo:
             fault = os.environ.get(FAULT_ENV)
             warm = [str(p.resolve()) for p in paths[:5]]
-            _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, decode_cpus, writer, engine, progress,
+            _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, decode_cpus, task_retries, writer, engine, progress,
                      write_txt and repeats, out_dir, log)
     finally:
         if started:
@@ -269,7 +276,7 @@ def run_ray_bench(
     return records, summary
 
 
-def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, decode_cpus, writer, engine, progress, txt_repeats, out_dir, log):
+def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, decode_cpus, task_retries, writer, engine, progress, txt_repeats, out_dir, log):
     """The dataset, run; every record through the writer; every file accounted for."""
     import ray
     from tqdm import tqdm
@@ -288,7 +295,7 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
         ds = ds.map_batches(
             TranscribeActor, batch_size=1, batch_format="numpy", num_cpus=threads, compute=ray.data.ActorPoolStrategy(size=n_actors),
             fn_constructor_kwargs={"model": model, "decoding": decoding, "warmup_paths": warm, "warmup": warmup, "fault": fault},
-            max_restarts=-1, max_task_retries=TASK_RETRIES,
+            max_restarts=-1, max_task_retries=task_retries,
         )
     expected = {(item["file"], item["repeat"]) for item in items}
     seen: set[tuple[str, int]] = set()
@@ -329,7 +336,7 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
                       steady_audio_s_per_s=audio_after_first / steady if steady > 0 else None)
     for name, rep in sorted(expected - seen):
         record = Record(file=name, implementation=NATIVE, variant=resolve_variant(model.folder, model.variant), threads=threads,
-                        repeat=rep, status="error", error=f"{name}: {LOST.format(n=TASK_RETRIES + 1)}")
+                        repeat=rep, status="error", error=f"{name}: {LOST.format(n=task_retries + 1)}")
         log(f"error: {record.error}")
         writer.add(record)
     engine["lost_to_errors"] = len(expected - seen)
