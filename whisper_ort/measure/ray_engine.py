@@ -83,11 +83,13 @@ class TranscribeActor:
                     break
 
     def __call__(self, batch: dict) -> dict:
-        out = []
+        out, spans = [], []
         for i in range(len(batch["file"])):
             row = {k: batch[k][i] for k in ("path", "file", "repeat", "samples", "t_load_audio", "error")}
+            start = time.time()  # wall clock: the driver compares spans of actors on other nodes
             out.append(json.dumps(self.record(row).to_dict()))
-        return {"record": np.array(out, dtype=object)}
+            spans.append((start, time.time(), os.getpid()))
+        return {"record": np.array(out, dtype=object), "span": np.array(spans, dtype=np.float64)}
 
     def record(self, row: dict) -> Record:
         t = self.transcriber
@@ -299,10 +301,8 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
         )
     expected = {(item["file"], item["repeat"]) for item in items}
     seen: set[tuple[str, int]] = set()
-    # Steady state: from the first record to the last (the actors' start and model load left out).
-    audio_after_first, actor_after_first, n_after_first, t_first, duplicates = 0.0, 0.0, 0, None, 0
+    spans, duplicates, t_first = [], 0, None
     cpu0, t0 = _cpu_s(), time.perf_counter()
-    now = t0
     bar = tqdm(total=len(items), desc="bench (ray)", unit="file", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     try:
         for row in ds.iter_rows():
@@ -312,13 +312,9 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
                 duplicates += 1
                 continue
             seen.add(key)
-            now = time.perf_counter()
-            if t_first is None:
-                t_first = now
-            elif record.status == "ok":
-                audio_after_first += record.duration_s or 0.0
-                actor_after_first += record.t_total - record.t_load_audio  # the actor's own time on it
-                n_after_first += 1
+            t_first = t_first or time.perf_counter()
+            if record.status == "ok":
+                spans.append((*row["span"], record.duration_s))
             if record.status != "ok":
                 log(f"error: {record.error}")
             writer.add(record)
@@ -329,17 +325,31 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
     finally:
         bar.close()
         wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
-        steady = now - t_first if t_first is not None else 0.0
         engine.update(wall_s=wall, first_record_s=None if t_first is None else t_first - t0, driver_cpu_s=cpu,
-                      records=len(seen), duplicates=duplicates, steady_wall_s=steady, steady_records=n_after_first,
-                      steady_audio_s=audio_after_first, steady_actor_s=actor_after_first,
-                      steady_audio_s_per_s=audio_after_first / steady if steady > 0 else None)
+                      records=len(seen), duplicates=duplicates, **steady_state(spans))
     for name, rep in sorted(expected - seen):
         record = Record(file=name, implementation=NATIVE, variant=resolve_variant(model.folder, model.variant), threads=threads,
                         repeat=rep, status="error", error=f"{name}: {LOST.format(n=task_retries + 1)}")
         log(f"error: {record.error}")
         writer.add(record)
     engine["lost_to_errors"] = len(expected - seen)
+
+
+def steady_state(spans: list[tuple[float, float, float, float]]) -> dict:
+    """Throughput from the actors' own clocks, (start, end, pid, audio seconds) per ok file:
+    audio over the span from the first file's start to the last one's end (cluster start,
+    actor start and model load left out; Ray, decode and the driver in), and an actor's idle
+    time between two of its files (Ray's cost per file, as throughput sees it)."""
+    if not spans:
+        return {"steady_span_s": None, "steady_audio_s_per_s": None, "actor_gap_s_per_file": None}
+    span = max(e for _, e, _, _ in spans) - min(s for s, _, _, _ in spans)
+    gaps = []
+    for pid in {p for _, _, p, _ in spans}:
+        mine = sorted((s, e) for s, e, p, _ in spans if p == pid)
+        gaps += [b[0] - a[1] for a, b in zip(mine, mine[1:])]
+    audio = sum(a for *_, a in spans)
+    return {"steady_span_s": span, "steady_audio_s": audio, "steady_audio_s_per_s": audio / span if span > 0 else None,
+            "actor_busy_s": sum(e - s for s, e, _, _ in spans), "actor_gap_s_per_file": float(np.mean(gaps)) if gaps else None}
 
 
 def _cpu_s() -> float:

@@ -7,12 +7,13 @@ with 1 actor x T threads; ray with T actors x 1 thread), rounds interleaved. Thr
 
 - local: audio seconds / the sum of the records' t_total (the transcriber's time alone,
   its per-file writes left out: the local run's best case);
-- ray: audio seconds after the first record / wall seconds from the first record to the
-  last, in the driver (cluster start, actor start and model load left out; everything else,
-  Ray and the driver included, in).
+- ray: audio seconds / wall seconds from the first file's start on an actor to the last
+  file's end (the actors' clocks; cluster start, actor start and model load left out;
+  decode, Ray and the driver in, as they share the cores).
 
-Also: the per-file gap of an actor between two files (Ray's cost per file that throughput
-sees), decode seconds per audio second, driver CPU per file. Writes scale.json and scale.md.
+Also: end to end (audio / the dataset's wall time, actor start and model load in), an
+actor's idle gap between two files (Ray's cost per file that throughput sees), decode
+seconds per audio second, driver CPU per file. Writes scale.json and scale.md.
 """
 
 from __future__ import annotations
@@ -57,11 +58,9 @@ def run_one(flags: list[str], args, out: Path) -> dict:
     if engine is None:
         row["audio_s_per_s"] = audio / sum(r["t_total"] for r in records)
         return row
-    n = engine["steady_records"]
     row.update(audio_s_per_s=engine["steady_audio_s_per_s"], actors=engine["actors"], threads=engine["threads_per_actor"],
                first_record_s=engine["first_record_s"], driver_cpu_per_file_s=engine["driver_cpu_s"] / max(1, engine["records"]),
-               # an actor's time between two files: its share of the steady wall minus its time on them
-               gap_per_file_s=(engine["steady_wall_s"] * engine["actors"] - engine["steady_actor_s"]) / n if n else None)
+               gap_per_file_s=engine["actor_gap_s_per_file"], end_to_end_audio_s_per_s=audio / engine["wall_s"])
     return row
 
 
@@ -71,12 +70,13 @@ def table(rows: dict[str, list[dict]], cores: int) -> str:
         return float(np.median(vals)) if vals else float("nan")
 
     base = med("local", "audio_s_per_s")
-    lines = ["| setting | audio s / s (median) | per core | vs local | actor gap per file | driver CPU per file | decode s per audio s | first record after |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | audio s / s (median) | per core | vs local | end to end | actor gap per file | driver CPU per file | decode s per audio s | first record after |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in rows:
         tput = med(name, "audio_s_per_s")
         ray = name != "local"
         lines.append(f"| {name} | {tput:.2f} | {tput / cores:.2f} | {tput / base:.3f} | "
+                     + (f"{med(name, 'end_to_end_audio_s_per_s'):.2f} | " if ray else "- | ")
                      + (f"{1000 * med(name, 'gap_per_file_s'):.0f} ms | {1000 * med(name, 'driver_cpu_per_file_s'):.0f} ms | " if ray else "- | - | ")
                      + f"{med(name, 'decode_s_per_audio_s'):.4f} | " + (f"{med(name, 'first_record_s'):.1f} s |" if ray else "- |"))
     return "\n".join(lines) + "\n"
