@@ -26,7 +26,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,peers,export,dev,serve]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,peers,export,dev,serve,ray]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name whisper-ort --display-name "whisper-ort (.venv)" >/dev/null
 	touch $@
 

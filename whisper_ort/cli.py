@@ -70,6 +70,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--write-txt", action="store_true", help="write <file>.transcript.txt per file")
     p.add_argument("--resume", action="store_true", help="keep finished records of a previous run and skip them")
     p.add_argument("--no-progress", action="store_true")
+    g = p.add_argument_group("engine (docs: README, \"On a Ray cluster\")")
+    g.add_argument("--engine", default="local", choices=["local", "ray"], help="local: this process; ray: Ray Data over an actor pool of transcribers (pip install -e '.[ray]')")
+    g.add_argument("--ray-address", default=None, help="cluster to join (auto: the one `ray start` runs here; default: start a local one)")
+    g.add_argument("--actors", type=int, default=None, help="transcribers in the pool, --threads CPUs each (default: the cluster's CPUs // --threads)")
+    g.add_argument("--ray-cpus", type=int, default=None, help="CPUs of the local cluster (default: those this process may use)")
+    g.add_argument("--decode-cpus", type=float, default=0.0, help="CPUs a decode task reserves (default 0: it runs beside the actors)")
     _model_args(p)
 
     p = sub.add_parser("transcribe", help="print the text of audio files, or write txt/srt/vtt/json")
@@ -187,7 +193,7 @@ def _bench(args) -> int:
     records, summary = run_bench(
         audio_dir=args.audio_dir, model=model_options(args), decoding=decoding_options(args), output_dir=args.output_dir,
         files=args.files, warmup=args.warmup, repeats=args.repeats, write_txt=args.write_txt, resume=args.resume,
-        progress=not args.no_progress,
+        progress=not args.no_progress, **_engine_options(args),
     )
     print(summary_table(summary, records))
     print(f"wrote {Path(args.output_dir) / 'inference_per_file.json'}, .csv and inference_summary.json")
@@ -203,6 +209,15 @@ def _serve(args) -> int:
     settings = ServeSettings(max_batch=args.batch_size, batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue,
                              request_timeout_s=args.request_timeout, max_upload_mb=args.max_upload_mb, decoding=decoding_options(args))
     return serve(model_options(args), settings, host=args.host, port=args.port, log_level=args.log_level)
+
+
+def _engine_options(args) -> dict:
+    if args.engine == "local":
+        for flag in ("ray_address", "actors", "ray_cpus"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --engine ray")
+        return {}
+    return {"engine": "ray", "address": args.ray_address, "actors": args.actors, "num_cpus": args.ray_cpus, "decode_cpus": args.decode_cpus}
 
 
 def _export(args) -> int:

@@ -67,11 +67,13 @@ def summary_table(summary: dict, records: list[Record]) -> str:
     return "\n".join(lines)
 
 
-def record_of(transcriber: Transcriber, path: str | Path, options: DecodingOptions | None = None, repeat: int = 0) -> Record:
-    """One benchmark record; a bad file becomes status=error with a one-line cause."""
+def record_of(transcriber: Transcriber, path: str | Path, options: DecodingOptions | None = None, repeat: int = 0, samples=None) -> Record:
+    """One benchmark record; a bad file becomes status=error with a one-line cause.
+
+    `samples`: the file already decoded (the Ray engine decodes in tasks of its own)."""
     record = Record(file=Path(path).name, implementation=NATIVE, variant=transcriber.variant, threads=transcriber.threads, repeat=repeat)
     try:
-        result = transcriber.transcribe(path, options)
+        result = transcriber.transcribe(path if samples is None else samples, options)
     except AudioError as exc:
         record.status, record.error = "error", str(exc)
         return record
@@ -99,8 +101,21 @@ def run_bench(
     resume: bool = False,
     progress: bool = True,
     log=None,
+    engine: str = "local",
+    **ray_options,
 ) -> tuple[list[Record], dict]:
-    """Run the transcriber over a folder; returns (records, summary) and writes them."""
+    """Run the transcriber over a folder; returns (records, summary) and writes them.
+
+    engine="ray": the same run on a Ray cluster (measure/ray_engine.py; ray_options: address,
+    actors, num_cpus, decode_cpus), the same records and files."""
+    if engine == "ray":
+        from whisper_ort.measure.ray_engine import run_ray_bench
+
+        return run_ray_bench(audio_dir, model, decoding, output_dir, files, warmup, repeats, write_txt, resume, progress, log, **ray_options)
+    if engine != "local":
+        raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
+    if ray_options:
+        raise TypeError(f"options for the ray engine only: {', '.join(sorted(ray_options))}")
     from tqdm import tqdm
 
     log = log or (lambda msg: print(msg, file=sys.stderr))

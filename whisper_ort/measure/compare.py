@@ -366,6 +366,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cores-list", default=None, help='run once per core count, e.g. "1 2": the first N CPUs of --cpuset (or of those allowed)')
     g.add_argument("--sut", default=None, help="system under test: names the output folder; an implementation name alone runs just it")
     g.add_argument("--results-dir", default=DEFAULT_RESULTS_DIR, help="root of the container_<cores>c<mem>g folders")
+    e = parser.add_argument_group("engine")
+    e.add_argument("--engine", default="local", choices=("local", "ray"), help="ray: every comparison (SUT x core count) as a Ray task pinned to a node, its workers interleaved there as here")
+    e.add_argument("--ray-address", default=None, help="cluster to join (auto: the one `ray start` runs here; default: start a local one)")
     r = parser.add_argument_group("reference transcripts")
     r.add_argument("--reference", action="store_true", help="also write hf_generate's transcripts to --reference-out")
     r.add_argument("--reference-only", action="store_true", help="only write the reference transcripts (no comparison)")
@@ -461,8 +464,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     status = 0
     last = None
-    for plan in todo:
-        summary = compare(plan)
+    if getattr(args, "engine", "local") == "ray":  # every plan a Ray task pinned to a node (measure/ray_compare.py)
+        from whisper_ort.measure.ray_compare import compare_on_ray
+
+        summaries = compare_on_ray(todo, address=args.ray_address)
+    else:
+        summaries = (compare(plan) for plan in todo)  # one after another, as they are asked for
+    for plan, summary in zip(todo, summaries):
         last = summary
         print(summary_table_md(summary))
         print(f"wrote {plan.out_dir}/summary_table.md, summary.json, records.json")
