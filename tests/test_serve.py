@@ -31,6 +31,7 @@ openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")
 
 from whisper_ort.core.audio import load_audio  # noqa: E402
+from whisper_ort.core.decoding import DecodingOptions  # noqa: E402
 from whisper_ort.core.features import log_mel_batch  # noqa: E402
 from whisper_ort.core.longform import split  # noqa: E402
 from whisper_ort.core.writers import to_srt, to_txt, to_vtt  # noqa: E402
@@ -144,7 +145,7 @@ def test_translation_endpoint(client, reference, audio_dir):
 
 
 def test_stream_sends_one_event_per_segment(client, reference, audio_dir):
-    """60 s of speech: three strided windows, their segments in order as they finish, then done."""
+    """60 s of speech: three windows (the default chunking's), their segments in order as they finish, then done."""
     path = audio_dir / "silero_test.wav"
     expected = reference("silero_test.wav", timestamps=True)
     with open(path, "rb") as f:
@@ -153,7 +154,8 @@ def test_stream_sends_one_event_per_segment(client, reference, audio_dir):
     assert [e.type for e in events] == ["transcript.text.delta"] * len(deltas) + ["transcript.text.done"]
     assert [d.delta for d in deltas] == [s.text for s in expected.segments]
     assert [(d.segment["start"], d.segment["end"]) for d in deltas] == [(s.start, s.end) for s in expected.segments]
-    assert {d.segment["seek"] for d in deltas} == {0, 2000, 4000}  # the windows at 0, 20 and 40 s
+    starts = {w.start // 160 for w, _ in split(load_audio(path), chunking=DecodingOptions().chunking)}  # in mel frames, as "seek"
+    assert {d.segment["seek"] for d in deltas} == starts and len(starts) == 3
     assert events[-1].text == expected.text.strip() and len(deltas) >= 3
 
 
@@ -195,7 +197,7 @@ def test_models_health_page_and_openapi(client, served):
 
 def _job(transcriber, path, options, timeout_s=60.0):
     samples = load_audio(path)
-    pieces = split(samples)
+    pieces = split(samples, chunking=options.chunking)
     return Job([w for w, _ in pieces], log_mel_batch([p for _, p in pieces]), len(samples) / 16000, options, timeout_s)
 
 
