@@ -239,6 +239,34 @@ def test_round_robin_batches_and_different_options_apart(transcriber, reference,
     assert batcher.stats["batches"] == 3  # silero 0 + jfk, silero 1 + 2, then the timestamped jfk on its own
 
 
+def test_bounded_wait_gathers_clients_that_send_again_together(transcriber, audio_dir):
+    """After a batch of two requests the next batch waits (bounded) for two again; a lone first
+    request does not wait at all (its answer comes long before the 60 s wait would end)."""
+    from whisper_ort import DecodingOptions
+
+    clip = audio_dir / "lj_LJ001-0002.wav"
+    batcher = Batcher(transcriber, max_batch=8, max_wait_s=60.0, max_queue=8)
+    batcher.start()
+    try:
+        batcher.reserve()
+        batcher.submit(_job(transcriber, clip, DecodingOptions())).result(timeout=30)  # alone: no wait
+        first = [_job(transcriber, clip, DecodingOptions()) for _ in range(2)]
+        for _ in first:
+            batcher.reserve()
+        for job in first:  # both reserved before either is submitted: the batch waits for the second
+            batcher.submit(job)
+        [job.future.result(timeout=60) for job in first]
+        batcher.reserve()
+        third = batcher.submit(_job(transcriber, clip, DecodingOptions()))
+        time.sleep(0.3)  # the batcher holds the third request for a partner (two came last time)
+        batcher.reserve()
+        fourth = batcher.submit(_job(transcriber, clip, DecodingOptions()))
+        assert third.result(timeout=60).text == fourth.result(timeout=60).text
+    finally:
+        batcher.stop(30)
+    assert batcher.stats["batches"] == 3 and batcher.stats["windows"] == 5 and batcher.stats["max_rows"] == 2
+
+
 def test_transcribe_batch_equals_transcribe(transcriber, reference, audio_dir):
     """The core helper: windows of several files in shared batches (silero's three with the others), each file's own text."""
     for names, timestamps in ((["jfk.flac", "sr_english.wav", "silero_test.wav"], False), (["jfk.flac", "lj_LJ001-0002.wav"], True)):

@@ -137,12 +137,16 @@ def run_servers(names: list[str], files, clients: list[int], duration_s: float, 
                 texts[name][fname] = r.json().get("text") if r.status_code == 200 else None
         for c in clients:
             for name in names:
+                cpu0 = _cpu_s(procs[name].pid)
                 records, elapsed = asyncio.run(_load(urls[name], files, c, duration_s, timeout_s=300))
-                # The 1-minute load average after the level: above the cores in use, something else ran too.
-                level = {"clients": c, **summarize(records, elapsed, texts[name]), "loadavg_1m": round(os.getloadavg()[0], 2), "records": records}
+                ok = sum(1 for r in records if r["status"] == 200)
+                # CPU seconds the server spent per answer: robust to other work on the machine, which
+                # the 1-minute load average after the level shows (above the cores in use: someone else ran).
+                cpu = {"cpu_s_per_request": round((_cpu_s(procs[name].pid) - cpu0) / ok, 3) if ok else None, "loadavg_1m": round(os.getloadavg()[0], 2)}
+                level = {"clients": c, **summarize(records, elapsed, texts[name]), **cpu, "records": records}
                 results[name]["levels"].append(level)
                 log(f"{name:>15} clients={c:>2}  {level['throughput_rps']:6.2f} req/s  p50 {level['p50_s']:6.2f} s  p95 {level['p95_s']:6.2f} s  "
-                    f"ok {level['ok']}/{level['requests']}  load {level['loadavg_1m']}")
+                    f"ok {level['ok']}/{level['requests']}  CPU {level['cpu_s_per_request']} s/req  load {level['loadavg_1m']}")
         for name in names:
             if name != "faster_whisper":
                 results[name]["health"] = httpx.get(f"{urls[name]}/health", timeout=5).json()
@@ -158,11 +162,19 @@ def run_servers(names: list[str], files, clients: list[int], duration_s: float, 
     return [results[name] for name in names]
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads so far."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def table(results: list[dict]) -> str:
     """Markdown: one row per server and client count, with the ratio to one_at_a_time and faster_whisper."""
     by = {(r["server"], lv["clients"]): lv for r in results for lv in r["levels"]}
-    lines = ["| server | clients | req/s | audio s/s | p50 s | p95 s | failed | text changed | load 1m | x one-at-a-time | x faster-whisper |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | clients | req/s | audio s/s | p50 s | p95 s | CPU s/req | failed | text changed | load 1m | x one-at-a-time | x faster-whisper |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         for lv in r["levels"]:
             ratios = []
@@ -170,7 +182,7 @@ def table(results: list[dict]) -> str:
                 other = by.get((ref, lv["clients"]))
                 ratios.append(f"{lv['throughput_rps'] / other['throughput_rps']:.2f}" if other and other["throughput_rps"] else "")
             lines.append(f"| {r['server']} | {lv['clients']} | {lv['throughput_rps']:.2f} | {lv['audio_s_per_s']:.1f} | {lv['p50_s']:.2f} | "
-                         f"{lv['p95_s']:.2f} | {lv['failed']} | {lv['changed']} | {lv.get('loadavg_1m', '')} | {ratios[0]} | {ratios[1]} |")
+                         f"{lv['p95_s']:.2f} | {lv.get('cpu_s_per_request')} | {lv['failed']} | {lv['changed']} | {lv.get('loadavg_1m', '')} | {ratios[0]} | {ratios[1]} |")
     return "\n".join(lines) + "\n"
 
 

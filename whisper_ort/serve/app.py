@@ -45,7 +45,7 @@ FORM_SLACK = 64 * 1024  # the multipart overhead and text fields on top of the f
 @dataclass(frozen=True)
 class ServeSettings:
     max_batch: int = 8  # windows per encoder/decoder batch (1: one request at a time)
-    batch_wait_ms: float = 50.0  # how long a batch may wait to fill while requests are being prepared
+    batch_wait_ms: float = 100.0  # how long a batch may wait to fill (from its oldest request), while more are expected
     max_queue: int = 64  # requests admitted at once (queued + preparing + running); more get 503
     request_timeout_s: float = 300.0  # from arrival to the last byte of the answer
     max_upload_mb: float = 25.0  # OpenAI's limit

@@ -10,8 +10,9 @@ job is assembled when the last one is in.
 
 Rows do not join a decoder batch mid-loop: the self-attention K/V of every row in a batch
 has one length, so a new row waits for the next batch. The wait for a batch to fill is
-bounded (`max_wait_s`) and only taken while some request is still being prepared (its
-audio decoded): with nobody on the way, waiting would only add latency.
+bounded (`max_wait_s` from the oldest waiting job's arrival) and only taken while some
+request is still being prepared (its audio decoded) or fewer requests wait than the last
+batch held: a lone client never waits, closed-loop clients that send again together share.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Job:
         self.scheduled = 0  # windows handed to a batch so far (in order)
         self.reported = 0  # windows passed to on_window so far (in order)
         self.future: Future[Transcription] = Future()
+        self.submitted = time.monotonic()  # reset by Batcher.submit
         self.cancelled = False
 
     @property
@@ -83,6 +85,7 @@ class Batcher:
         self.max_queue = max(1, int(max_queue))
         self._jobs: list[Job] = []  # admitted and not finished, in arrival order
         self._preparing = 0  # admitted requests still decoding their audio
+        self._last_jobs = 1  # requests in the last batch: how many to wait for in the next
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="whisper-ort-batcher", daemon=True)
@@ -117,6 +120,7 @@ class Batcher:
             if self._stopping and not self._thread.is_alive():
                 job.future.set_exception(ShuttingDown("server is shutting down"))
                 return job.future
+            job.submitted = time.monotonic()
             self._jobs.append(job)
             self.stats["requests"] += 1
             self._cond.notify_all()
@@ -184,10 +188,13 @@ class Batcher:
                     self._cond.wait(0.5)
                     continue
                 options = pending[0].options
-                # The bounded wait: more windows of these options may be on their way.
-                until = time.monotonic() + self.max_wait_s
-                while self._preparing and not self._stopping:
-                    if sum(j.waiting for j in self._jobs if j.options == options) >= self.max_batch:
+                # The bounded wait (at most max_wait_s after the oldest job came): more windows of
+                # these options may be on their way, from requests being prepared, or from as many
+                # clients as the last batch served (closed-loop clients send again together).
+                until = min(j.submitted for j in pending if j.options == options) + self.max_wait_s
+                while not self._stopping:
+                    same = [j for j in self._jobs if j.waiting and j.options == options]
+                    if sum(j.waiting for j in same) >= self.max_batch or (not self._preparing and len(same) >= self._last_jobs):
                         break
                     left = until - time.monotonic()
                     if left <= 0:
@@ -202,6 +209,7 @@ class Batcher:
                             rows.append((job, job.scheduled))
                             job.scheduled += 1
                 if rows:  # else every candidate expired during the wait: look again
+                    self._last_jobs = len({id(job) for job, _ in rows})
                     return options, rows
 
     def _drop_expired(self) -> None:
