@@ -278,6 +278,22 @@ def run_ray_bench(
     return records, summary
 
 
+def dataset(items: list[dict], decode_fn, actor_cls, actor_kwargs: dict, n_actors: int, threads: int, decode_cpus: float, task_retries: int):
+    """files -> decode tasks -> the actor pool (ray_scale runs it with stand-ins to measure Ray alone)."""
+    import ray
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no progress lines: tqdm counts files
+    ds = ray.data.from_items(items, override_num_blocks=len(items))  # one file per block: a retry redoes one file
+    # Decode runs at most two files ahead per actor: enough to hide it, not a corpus in the object store.
+    ds = ds.map(decode_fn, num_cpus=decode_cpus, compute=ray.data.TaskPoolStrategy(size=max(2, 2 * n_actors)))
+    with warnings.catch_warnings():  # Ray 2.60 has no named parameter for the retries yet, only **ray_remote_args
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        return ds.map_batches(
+            actor_cls, batch_size=1, batch_format="numpy", num_cpus=threads, compute=ray.data.ActorPoolStrategy(size=n_actors),
+            fn_constructor_kwargs=actor_kwargs, max_restarts=-1, max_task_retries=task_retries,
+        )
+
+
 def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, decode_cpus, task_retries, writer, engine, progress, txt_repeats, out_dir, log):
     """The dataset, run; every record through the writer; every file accounted for."""
     import ray
@@ -286,19 +302,10 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours below counts files
     ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per dataset run
     ctx.max_errored_blocks = -1  # a file that fails past its retries is dropped here and made an error record below
     items = [{"path": str(p.resolve()), "file": p.name, "repeat": rep} for p, rep in todo]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))  # one file per block: a retry redoes one file
-    # Decode runs at most two files ahead per actor: enough to hide it, not a corpus in the object store.
-    ds = ds.map(decode, num_cpus=decode_cpus, compute=ray.data.TaskPoolStrategy(size=max(2, 2 * n_actors)))
-    with warnings.catch_warnings():  # Ray 2.60 has no named parameter for the retries yet, only **ray_remote_args
-        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-        ds = ds.map_batches(
-            TranscribeActor, batch_size=1, batch_format="numpy", num_cpus=threads, compute=ray.data.ActorPoolStrategy(size=n_actors),
-            fn_constructor_kwargs={"model": model, "decoding": decoding, "warmup_paths": warm, "warmup": warmup, "fault": fault},
-            max_restarts=-1, max_task_retries=task_retries,
-        )
+    actor_kwargs = {"model": model, "decoding": decoding, "warmup_paths": warm, "warmup": warmup, "fault": fault}
+    ds = dataset(items, decode, TranscribeActor, actor_kwargs, n_actors, threads, decode_cpus, task_retries)
     expected = {(item["file"], item["repeat"]) for item in items}
     seen: set[tuple[str, int]] = set()
     spans, duplicates, t_first = [], 0, None
