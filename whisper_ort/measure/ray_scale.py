@@ -72,7 +72,8 @@ class _EmptyActor:
     """Answers at once: what is left of a file's time is Ray's (two tasks, two blocks, the driver)."""
 
     def __call__(self, batch: dict) -> dict:
-        return {"record": np.array(["{}"] * len(batch["file"]), dtype=object)}
+        n = len(batch["file"])
+        return {"record": np.array(["{}"] * n, dtype=object), "span": np.zeros((n, 3)), "where": np.array(["-"] * n, dtype=object)}
 
 
 def ray_alone(n_files: int, actors: int, threads: int) -> dict:
