@@ -80,7 +80,9 @@ def test_cli_ray_run_writes_what_the_local_run_writes(cluster, corpus, local, mo
         assert (out / f"{r['file']}.transcript.txt").read_text().strip() == want.text
     summary = json.loads((out / "inference_summary.json").read_text())
     assert summary["n_failed"] == len(BAD) and sorted(summary["failed_files"]) == sorted(BAD)
-    assert summary["engine"]["name"] == "ray" and summary["engine"]["actors"] == 1 and summary["engine"]["duplicates"] == 0
+    engine = summary["engine"]
+    assert engine["name"] == "ray" and engine["actors"] == 1 and engine["duplicates"] == 0 and engine["lost_to_errors"] == 0
+    assert sum(engine["files_per_node"].values()) == len(records) - len(BAD) and engine["steady_audio_s_per_s"] > 0
     assert (out / "inference_per_file.csv").read_text().count("\n") == len(records) + 1
     assert len((out / JOURNAL).read_text().splitlines()) == len(records)
 

@@ -21,6 +21,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -34,7 +35,7 @@ from whisper_ort.core.decoding import DecodingOptions
 from whisper_ort.core.folder import REQUIRED, check_model_folder, default_model_dir, resolve_variant, variant_dir
 from whisper_ort.core.options import ModelOptions
 from whisper_ort.measure.bench import find_audio_files, record_of, safe_output_path
-from whisper_ort.measure.environment import environment, model_hash
+from whisper_ort.measure.environment import cpu_model, environment, model_hash
 from whisper_ort.measure.records import Record, read_records, summarize, write_atomic, write_json, write_records
 from whisper_ort.study.paths import BENCH_DIR, NATIVE
 
@@ -76,6 +77,7 @@ class TranscribeActor:
 
         self.transcriber = Transcriber(options=model)
         self.decoding = decoding
+        self.where = f"{socket.gethostname()}: {cpu_model()}"  # the driver's environment() describes the driver's machine only
         self.fault = fault.partition(":")[::2] if fault else None
         for _ in range(warmup):
             for path in warmup_paths:  # the first file that decodes warms the sessions, as bench does
@@ -89,7 +91,7 @@ class TranscribeActor:
             start = time.time()  # wall clock: the driver compares spans of actors on other nodes
             out.append(json.dumps(self.record(row).to_dict()))
             spans.append((start, time.time(), os.getpid()))
-        return {"record": np.array(out, dtype=object), "span": np.array(spans, dtype=np.float64)}
+        return {"record": np.array(out, dtype=object), "span": np.array(spans, dtype=np.float64), "where": np.array([self.where] * len(out), dtype=object)}
 
     def record(self, row: dict) -> Record:
         t = self.transcriber
@@ -278,6 +280,22 @@ def run_ray_bench(
     return records, summary
 
 
+def dataset(items: list[dict], decode_fn, actor_cls, actor_kwargs: dict, n_actors: int, threads: int, decode_cpus: float, task_retries: int):
+    """files -> decode tasks -> the actor pool (ray_scale runs it with stand-ins to measure Ray alone)."""
+    import ray
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no progress lines: tqdm counts files
+    ds = ray.data.from_items(items, override_num_blocks=len(items))  # one file per block: a retry redoes one file
+    # Decode runs at most two files ahead per actor: enough to hide it, not a corpus in the object store.
+    ds = ds.map(decode_fn, num_cpus=decode_cpus, compute=ray.data.TaskPoolStrategy(size=max(2, 2 * n_actors)))
+    with warnings.catch_warnings():  # Ray 2.60 has no named parameter for the retries yet, only **ray_remote_args
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        return ds.map_batches(
+            actor_cls, batch_size=1, batch_format="numpy", num_cpus=threads, compute=ray.data.ActorPoolStrategy(size=n_actors),
+            fn_constructor_kwargs=actor_kwargs, max_restarts=-1, max_task_retries=task_retries,
+        )
+
+
 def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, decode_cpus, task_retries, writer, engine, progress, txt_repeats, out_dir, log):
     """The dataset, run; every record through the writer; every file accounted for."""
     import ray
@@ -286,22 +304,13 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours below counts files
     ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per dataset run
     ctx.max_errored_blocks = -1  # a file that fails past its retries is dropped here and made an error record below
     items = [{"path": str(p.resolve()), "file": p.name, "repeat": rep} for p, rep in todo]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))  # one file per block: a retry redoes one file
-    # Decode runs at most two files ahead per actor: enough to hide it, not a corpus in the object store.
-    ds = ds.map(decode, num_cpus=decode_cpus, compute=ray.data.TaskPoolStrategy(size=max(2, 2 * n_actors)))
-    with warnings.catch_warnings():  # Ray 2.60 has no named parameter for the retries yet, only **ray_remote_args
-        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-        ds = ds.map_batches(
-            TranscribeActor, batch_size=1, batch_format="numpy", num_cpus=threads, compute=ray.data.ActorPoolStrategy(size=n_actors),
-            fn_constructor_kwargs={"model": model, "decoding": decoding, "warmup_paths": warm, "warmup": warmup, "fault": fault},
-            max_restarts=-1, max_task_retries=task_retries,
-        )
+    actor_kwargs = {"model": model, "decoding": decoding, "warmup_paths": warm, "warmup": warmup, "fault": fault}
+    ds = dataset(items, decode, TranscribeActor, actor_kwargs, n_actors, threads, decode_cpus, task_retries)
     expected = {(item["file"], item["repeat"]) for item in items}
     seen: set[tuple[str, int]] = set()
-    spans, duplicates, t_first = [], 0, None
+    spans, where, duplicates, t_first = [], {}, 0, None
     cpu0, t0 = _cpu_s(), time.perf_counter()
     bar = tqdm(total=len(items), desc="bench (ray)", unit="file", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     try:
@@ -315,6 +324,7 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
             t_first = t_first or time.perf_counter()
             if record.status == "ok":
                 spans.append((*row["span"], record.duration_s))
+                where[row["where"]] = where.get(row["where"], 0) + 1
             if record.status != "ok":
                 log(f"error: {record.error}")
             writer.add(record)
@@ -326,7 +336,7 @@ def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, deco
         bar.close()
         wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
         engine.update(wall_s=wall, first_record_s=None if t_first is None else t_first - t0, driver_cpu_s=cpu,
-                      records=len(seen), duplicates=duplicates, **steady_state(spans))
+                      records=len(seen), duplicates=duplicates, files_per_node=where, **steady_state(spans))
     for name, rep in sorted(expected - seen):
         record = Record(file=name, implementation=NATIVE, variant=resolve_variant(model.folder, model.variant), threads=threads,
                         repeat=rep, status="error", error=f"{name}: {LOST.format(n=task_retries + 1)}")

@@ -64,6 +64,42 @@ def run_one(flags: list[str], args, out: Path) -> dict:
     return row
 
 
+def _empty_decode(row: dict) -> dict:
+    return {**row, "samples": b"", "t_load_audio": 0.0, "error": ""}
+
+
+class _EmptyActor:
+    """Answers at once: what is left of a file's time is Ray's (two tasks, two blocks, the driver)."""
+
+    def __call__(self, batch: dict) -> dict:
+        n = len(batch["file"])
+        return {"record": np.array(["{}"] * n, dtype=object), "span": np.zeros((n, 3)), "where": np.array(["-"] * n, dtype=object)}
+
+
+def ray_alone(n_files: int, actors: int, threads: int) -> dict:
+    """The engine's dataset with stand-ins that do nothing, on a local cluster: files per
+    second and driver CPU per file, the ceiling Ray and one driver put on a run."""
+    import ray
+
+    from whisper_ort.measure.ray_engine import _cpu_s, connect, dataset
+
+    connect(num_cpus=actors * threads)
+    try:
+        items = [{"path": f"/none/{i}.wav", "file": f"{i}.wav", "repeat": 0} for i in range(n_files)]
+        ds = dataset(items, _empty_decode, _EmptyActor, {}, actors, threads, 0.0, 0)
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        t_first, t_last, n = None, None, 0
+        for _ in ds.iter_rows():
+            n += 1
+            t_last = time.perf_counter()
+            t_first = t_first or t_last
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    finally:
+        ray.shutdown()
+    return {"files": n, "wall_s": wall, "files_per_s": (n - 1) / (t_last - t_first) if n > 1 and t_last > t_first else None,
+            "files_per_s_end_to_end": n / wall, "driver_cpu_per_file_s": cpu / n}
+
+
 def table(rows: dict[str, list[dict]], cores: int) -> str:
     def med(name, key):
         vals = [r[key] for r in rows[name] if r.get(key) is not None]
@@ -92,8 +128,14 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--timeout-s", type=float, default=600)
     p.add_argument("--output-dir", default=str(OUT_DIR))
+    p.add_argument("--ray-alone", type=int, default=0, metavar="N", help="only the dataset with stand-ins, N files: Ray's own cost per file")
     args = p.parse_args(argv)
     out = Path(args.output_dir)
+    if args.ray_alone:
+        result = ray_alone(args.ray_alone, 1, args.threads)
+        write_json(out / "ray_alone.json", {"cpu_model": cpu_model(), **result})
+        print(json.dumps(result, indent=1))
+        return 0
     rows: dict[str, list[dict]] = {name: [] for name, _ in settings(args.threads)}
     for k in range(args.rounds):
         for name, flags in settings(args.threads):
