@@ -87,7 +87,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (/v1/audio/transcriptions) that batches concurrent requests")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-batch", dest="batch_size", type=int, help="30 s windows per encoder/decoder batch, across requests (default 8; the same as --batch-size)")
+    p.add_argument("--max-batch", dest="batch_size", type=int, metavar="N", help="30 s windows per encoder/decoder batch, across requests (default 8; the same as --batch-size)")
     p.add_argument("--no-batching", dest="batch_size", action="store_const", const=1, help="one window at a time (--max-batch 1)")
     p.add_argument("--batch-wait-ms", type=float, default=100.0, help="how long a batch may wait to fill, from its oldest request, while more are expected (default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=64, help="requests admitted at once; more get 503 + Retry-After (default: %(default)s)")
