@@ -282,9 +282,13 @@ def run_ray_bench(
 
 def dataset(items: list[dict], decode_fn, actor_cls, actor_kwargs: dict, n_actors: int, threads: int, decode_cpus: float, task_retries: int):
     """files -> decode tasks -> the actor pool (ray_scale runs it with stand-ins to measure Ray alone)."""
-    import ray
+    import ray.data
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no progress lines: tqdm counts files
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # after Ray Data set up its logging: no progress lines
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver's bar counts files
+    ctx.print_on_execution_start = False
+    ctx.max_errored_blocks = -1  # a file that fails past its retries is dropped here and made an error record by the driver
     ds = ray.data.from_items(items, override_num_blocks=len(items))  # one file per block: a retry redoes one file
     # Decode runs at most two files ahead per actor: enough to hide it, not a corpus in the object store.
     ds = ds.map(decode_fn, num_cpus=decode_cpus, compute=ray.data.TaskPoolStrategy(size=max(2, 2 * n_actors)))
@@ -298,13 +302,8 @@ def dataset(items: list[dict], decode_fn, actor_cls, actor_kwargs: dict, n_actor
 
 def _execute(todo, model, decoding, warm, warmup, fault, n_actors, threads, decode_cpus, task_retries, writer, engine, progress, txt_repeats, out_dir, log):
     """The dataset, run; every record through the writer; every file accounted for."""
-    import ray
     from tqdm import tqdm
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # ours below counts files
-    ctx.print_on_execution_start = False
-    ctx.max_errored_blocks = -1  # a file that fails past its retries is dropped here and made an error record below
     items = [{"path": str(p.resolve()), "file": p.name, "repeat": rep} for p, rep in todo]
     actor_kwargs = {"model": model, "decoding": decoding, "warmup_paths": warm, "warmup": warmup, "fault": fault}
     ds = dataset(items, decode, TranscribeActor, actor_kwargs, n_actors, threads, decode_cpus, task_retries)
