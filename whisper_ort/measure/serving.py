@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from whisper_ort.measure.environment import cpu_model
 from whisper_ort.study.paths import BENCH_DIR
 
 SERVERS = ("batched", "one_at_a_time", "faster_whisper")
@@ -211,23 +212,13 @@ def main(argv=None) -> int:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"command": " ".join(["python -m whisper_ort.measure.serving", *(argv if argv is not None else sys.argv[1:])]), "duration_s": args.duration,
-            "threads": args.threads, "max_batch": args.max_batch, "files": [f[0] for f in files], "cpu": _cpu(), "cores": os.cpu_count()}
+            "threads": args.threads, "max_batch": args.max_batch, "files": [f[0] for f in files], "cpu": cpu_model(), "cores": os.cpu_count()}
     (out / "serving.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     md = table(results)
     (out / "serving.md").write_text(f"`{meta['command']}` on {meta['cpu']} ({meta['cores']} cores), {len(files)} files of at most {SHORT_S:g} s\n\n{md}")
     print(md)
     print(f"wrote {out / 'serving.json'} and serving.md")
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
