@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks,peers,export,dev,serve,ray]"
+	# optimum-intel exports the OpenVINO peer's folder; without its dependencies, whose pins
+	# bring torchvision (which does not import beside torch 2.13) and a newer optimum.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt optimum-intel
 	$(BIN)/python -m ipykernel install --sys-prefix --name whisper-ort --display-name "whisper-ort (.venv)" >/dev/null
 	touch $@
 

@@ -23,13 +23,15 @@ STAGE_COLORS = {
     "t_other": "#d9d9d9",
     "t_total": "#222222",
 }
-IMPL_ORDER = ("whisper_ort", "faster_whisper", "optimum_ort", "hf_generate", "hf_pipeline")
+IMPL_ORDER = ("whisper_ort", "faster_whisper", "openvino_fp32", "openvino_default", "optimum_ort", "hf_generate", "hf_pipeline")
 IMPL_COLORS = {
     "whisper_ort": "#d1495b",
     "faster_whisper": "#2f6db5",
     "optimum_ort": "#e6a23c",
     "hf_generate": "#66a182",
     "hf_pipeline": "#8c6bb1",
+    "openvino_fp32": "#1b9e9e",
+    "openvino_default": "#8fd3d3",
 }
 REFERENCE_IMPL = "hf_generate"
 PLOT_FORMATS = ("png", "svg")

@@ -5,6 +5,8 @@
     hf_pipeline     transformers ASR pipeline, torch FP32, chunk_length_s=30
     hf_generate     WhisperProcessor + generate, torch FP32 (the reference transcripts)
     optimum_ort     optimum ORTModelForSpeechSeq2Seq on the same ONNX folder + generate
+    openvino_fp32   OpenVINO GenAI WhisperPipeline, precision hint f32 (the FP32 peer)
+    openvino_default  the same with the CPU plugin's own precision (BF16 where the CPU has it)
 
 Every one is built as `create(name, onnx_dir, threads, language=, task=, max_new_tokens=)`
 and answers `transcribe_record(path, repeat) -> Record`. The modules are imported only
@@ -23,9 +25,11 @@ _CLASSES = {
     "hf_pipeline": ("whisper_ort.measure.peers.hf_pipeline", "HFPipelinePeer"),
     "hf_generate": ("whisper_ort.measure.peers.hf_generate", "HFGeneratePeer"),
     "optimum_ort": ("whisper_ort.measure.peers.optimum_ort", "OptimumORTPeer"),
+    "openvino_fp32": ("whisper_ort.measure.peers.openvino", "OpenVINOPeer"),
+    "openvino_default": ("whisper_ort.measure.peers.openvino", "OpenVINODefaultPeer"),
 }
 
-PEERS = ("faster_whisper", "hf_pipeline", "hf_generate", "optimum_ort")
+PEERS = ("faster_whisper", "hf_pipeline", "hf_generate", "optimum_ort", "openvino_fp32", "openvino_default")
 REFERENCE = "hf_generate"
 
 
@@ -62,6 +66,8 @@ _NEEDS = {
     "hf_pipeline": ("torch", "transformers", "librosa"),
     "hf_generate": ("torch", "transformers", "librosa"),
     "optimum_ort": ("torch", "transformers", "librosa", "optimum.onnxruntime"),
+    "openvino_fp32": ("openvino_genai", "optimum.exporters.openvino", "librosa"),
+    "openvino_default": ("openvino_genai", "optimum.exporters.openvino", "librosa"),
 }
 
 
