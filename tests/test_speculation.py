@@ -7,7 +7,7 @@ import numpy as np
 
 from whisper_ort.core.audio import load_audio
 from whisper_ort.core.features import log_mel_batch
-from whisper_ort.measure.speculation import prompt_lookup, simulate, successor_table, token_map_draft, _step_many
+from whisper_ort.measure.speculation import _step_many, prompt_lookup, simulate, successor_table, token_map_draft
 
 
 def test_prompt_lookup_takes_what_followed_the_latest_match():
