@@ -128,6 +128,13 @@ def test_manifest_references(audio_dir):
     assert "hotwords.mp3" not in refs  # no reference_text
 
 
+def test_longest_deletion_run_counts_consecutive_words():
+    assert wer.measures("one two three four five six seven eight", "one two x eight")["longest_deletion_run"] == 4
+    assert wer.measures("one two three four five six seven eight", "one three five seven eight")["longest_deletion_run"] == 1
+    assert wer.measures("one two three", "")["longest_deletion_run"] == 3
+    assert wer.measures("one two three", "one two three")["longest_deletion_run"] == 0
+
+
 def test_wer_table_is_corpus_wer():
     refs = {"a.wav": "the cat sat down", "b.wav": "red fox"}
     records = [

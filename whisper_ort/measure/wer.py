@@ -83,7 +83,9 @@ def normalize(text: str, spelling_dirs=None) -> str:
 
 
 def measures(ref: str, hyp: str, normalize_text: bool = True, spelling_dirs=None) -> dict:
-    """Word-level substitutions, deletions, insertions, reference words and WER for one pair."""
+    """Word-level substitutions, deletions, insertions, reference words and WER for one pair,
+    and the longest run of consecutive reference words deleted (a window decoded short
+    loses a run; scattered deletions do not)."""
     import jiwer
 
     if normalize_text:
@@ -91,9 +93,11 @@ def measures(ref: str, hyp: str, normalize_text: bool = True, spelling_dirs=None
     ref_words, hyp_words = ref.split(), hyp.split()
     if not ref_words:
         n = len(hyp_words)
-        return {"wer": 0.0 if n == 0 else float("inf"), "substitutions": 0, "deletions": 0, "insertions": n, "ref_words": 0, "ref": ref, "hyp": hyp}
+        return {"wer": 0.0 if n == 0 else float("inf"), "substitutions": 0, "deletions": 0, "insertions": n, "ref_words": 0,
+                "longest_deletion_run": 0, "ref": ref, "hyp": hyp}
     if not hyp_words:
-        return {"wer": 1.0, "substitutions": 0, "deletions": len(ref_words), "insertions": 0, "ref_words": len(ref_words), "ref": ref, "hyp": hyp}
+        return {"wer": 1.0, "substitutions": 0, "deletions": len(ref_words), "insertions": 0, "ref_words": len(ref_words),
+                "longest_deletion_run": len(ref_words), "ref": ref, "hyp": hyp}
     out = jiwer.process_words(ref, hyp)
     return {
         "wer": float(out.wer),
@@ -101,6 +105,7 @@ def measures(ref: str, hyp: str, normalize_text: bool = True, spelling_dirs=None
         "deletions": int(out.deletions),
         "insertions": int(out.insertions),
         "ref_words": len(ref_words),
+        "longest_deletion_run": max((c.ref_end_idx - c.ref_start_idx for c in out.alignments[0] if c.type == "delete"), default=0),
         "ref": ref,
         "hyp": hyp,
     }
