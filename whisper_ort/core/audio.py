@@ -18,6 +18,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 MIN_RATE, MAX_RATE = 1000, 1_000_000  # native rates accepted, in Hz
+BLOCK_FRAMES = 1 << 20  # native-rate frames decoded, downmixed and resampled at a time
+MAX_HINT_S = 6 * 3600  # the longest stated length trusted for the one allocation of the output
 
 
 class AudioError(Exception):
@@ -44,25 +46,74 @@ def load_audio(path: str | os.PathLike) -> np.ndarray:
 
     NaN and +-inf samples become 0 rather than failing: one bad sample should not cost a
     transcript. Raises AudioError for anything that yields no samples.
+
+    The file is read, downmixed and resampled block by block (soxr's stream gives the
+    one-shot result bit for bit): only the 16 kHz signal is ever held whole, 230 MB for an
+    hour, not the native-rate frames as well (an hour of 44.1 kHz stereo: 1.3 GB).
     """
     _check_file(path)
     # Garbage from damaged files may overflow in the downmix or the resampler: no warnings,
     # the non-finite samples are zeroed below.
     with np.errstate(over="ignore", invalid="ignore"):
         try:
-            y, sr = _read_soundfile(path)
+            return _resampled(path, _soundfile_blocks(path))
         except _SoundfileFailed as sf_exc:
-            y, sr = _read_pyav(path, sf_exc.cause)
-    if y.shape[-1] == 0:
+            return _resampled(path, _pyav_blocks(path, sf_exc.cause))
+
+
+def _resampled(path, blocks) -> np.ndarray:
+    """The (rate, mono float32 block, expected frames) stream at 16 kHz:
+    librosa.resample(res_type='soxr_hq', fix=True), i.e. soxr HQ trimmed or zero-padded
+    to ceil(n * 16000 / rate) samples."""
+    stream, rate, n_in, out = None, None, 0, None
+    for sr, block, expected in blocks:
+        if rate is None:
+            rate = sr
+            if not MIN_RATE <= sr <= MAX_RATE:
+                # A damaged header can claim 1 Hz: resampling that to 16 kHz would need gigabytes.
+                raise AudioError(path, f"unsupported sample rate ({sr} Hz)")
+            if sr != SAMPLE_RATE:
+                import soxr
+
+                stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            # At most MAX_HINT_S allocated up front: a damaged header can claim any length.
+            out = _Samples(min(int(math.ceil(expected * SAMPLE_RATE / sr)) + 1024, MAX_HINT_S * SAMPLE_RATE) if expected else 0)
+        n_in += len(block)
+        _zero_non_finite(block)  # before resampling, or one NaN smears over the filter's length
+        out.append(stream.resample_chunk(block) if stream is not None else block)
+    if n_in == 0:
         raise AudioError(path, "no audio samples (0 frames)")
-    if not MIN_RATE <= sr <= MAX_RATE:
-        # A damaged header can claim 1 Hz: resampling that to 16 kHz would need gigabytes.
-        raise AudioError(path, f"unsupported sample rate ({sr} Hz)")
-    _zero_non_finite(y)  # before resampling, or one NaN smears over the filter's length
-    with np.errstate(over="ignore", invalid="ignore"):
-        y = _resample(y, sr)
+    if stream is not None:
+        out.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    y = out.samples()
+    n_out = int(math.ceil(n_in * (float(SAMPLE_RATE) / rate)))
+    if len(y) > n_out:
+        y = y[:n_out]
+    elif len(y) < n_out:
+        y = np.pad(y, (0, n_out - len(y)))
     # Damaged files can decode to finite garbage (1e37) that resampling overflows to inf.
-    return _zero_non_finite(y)
+    return _zero_non_finite(np.ascontiguousarray(y, dtype=np.float32))
+
+
+class _Samples:
+    """16 kHz blocks gathered into one array allocated once from the expected length (the
+    header's), so the signal is not held twice while it is joined; a list past that."""
+
+    def __init__(self, capacity: int):
+        self.buffer = np.empty(capacity, dtype=np.float32)  # untouched pages cost no memory
+        self.n = 0
+        self.extra: list[np.ndarray] = []
+
+    def append(self, block: np.ndarray) -> None:
+        if not self.extra and self.n + len(block) <= len(self.buffer):
+            self.buffer[self.n : self.n + len(block)] = block
+            self.n += len(block)
+        else:
+            self.extra.append(block)
+
+    def samples(self) -> np.ndarray:
+        head = self.buffer[: self.n]
+        return np.concatenate([head, *self.extra]) if self.extra else head
 
 
 def _zero_non_finite(y: np.ndarray) -> np.ndarray:
@@ -97,20 +148,18 @@ class _SoundfileFailed(Exception):
         self.cause = cause
 
 
-def _read_soundfile(path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and the native rate, as librosa's soundfile path + to_mono."""
+def _soundfile_blocks(path):
+    """(rate, mono float32 block)s as librosa's soundfile path + to_mono reads them: float32
+    frames, channels averaged in float32 (the mean over the (channels, n) view)."""
     import soundfile as sf
 
     try:
         with sf.SoundFile(path) as f:
-            sr = f.samplerate
-            if f.channels == 1:
-                y = f.read(dtype="float32")
-            else:
-                # Downmix block by block (an hour of 44.1 kHz stereo is 1.3 GB as float32
-                # frames), with librosa.to_mono's expression: the mean over the (channels, n) view.
-                blocks = [b.T.mean(axis=0) for b in f.blocks(blocksize=1 << 20, dtype="float32")]
-                y = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+            sr, channels, expected = f.samplerate, f.channels, f.frames
+            # read() rather than blocks(): blocks() pads a short read (a truncated file)
+            # to the header's frame count; read() returns what was decoded.
+            while len(b := f.read(BLOCK_FRAMES, dtype="float32")):
+                yield sr, (b.T.mean(axis=0) if channels > 1 else b), expected
     except sf.LibsndfileError as exc:
         cause = exc.error_string.rstrip(".")
         if "not a regular file" in cause:
@@ -119,11 +168,11 @@ def _read_soundfile(path) -> tuple[np.ndarray, int]:
         raise _SoundfileFailed(cause) from None
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError) as exc:
         raise _SoundfileFailed(str(exc)) from None
-    return y, sr
 
 
-def _read_pyav(path, sf_cause: str) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream with PyAV to mono float32 and its rate.
+def _pyav_blocks(path, sf_cause: str):
+    """(rate, mono float32 block)s of the first audio stream, decoded with PyAV; frames
+    gathered into blocks of about BLOCK_FRAMES before they are resampled.
 
     Packets that fail to decode are skipped, as the ffmpeg command line does, so a
     truncated or damaged file yields what can be decoded; nothing at all is an error.
@@ -141,7 +190,8 @@ def _read_pyav(path, sf_cause: str) -> tuple[np.ndarray, int]:
         if not container.streams.audio:
             raise AudioError(path, "no audio stream")
         stream = container.streams.audio[0]
-        chunks, sr, last_error = [], None, None
+        expected = _expected_frames(stream, container)
+        pending, n_pending, n_total, sr, last_error = [], 0, 0, None, None
         try:
             for packet in container.demux(stream):
                 try:
@@ -154,16 +204,36 @@ def _read_pyav(path, sf_cause: str) -> tuple[np.ndarray, int]:
                         sr = frame.sample_rate
                     elif frame.sample_rate != sr:
                         raise AudioError(path, f"sample rate changes mid-stream ({sr} -> {frame.sample_rate} Hz)")
-                    chunks.append(_frame_to_mono(frame))
+                    mono = _frame_to_mono(frame)
+                    pending.append(mono)
+                    n_pending += len(mono)
+                    if n_pending >= BLOCK_FRAMES:
+                        n_total += n_pending
+                        yield int(sr), np.concatenate(pending), expected
+                        pending, n_pending = [], 0
         except av.FFmpegError as exc:  # demuxing itself failed: keep what was decoded
             last_error = exc
         except (ValueError, TypeError, NotImplementedError) as exc:  # a sample format PyAV cannot convert
             raise AudioError(path, f"cannot decode audio ({exc})") from None
-    if not chunks or sum(len(c) for c in chunks) == 0:
+    n_total += n_pending
+    if n_total == 0:
         if last_error is not None:
             raise AudioError(path, f"cannot decode audio ({_av_message(last_error)})")
         raise AudioError(path, "no audio samples (0 frames)")
-    return np.concatenate(chunks), int(sr)
+    if n_pending:
+        yield int(sr), np.concatenate(pending), expected
+
+
+def _expected_frames(stream, container) -> int | None:
+    """The stream's length in frames as its container states it (None when it does not)."""
+    try:
+        if stream.duration is not None and stream.time_base is not None:
+            return int(stream.duration * stream.time_base * stream.rate)
+        if container.duration is not None:  # in microseconds
+            return int(container.duration * stream.rate / 1_000_000)
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
+    return None
 
 
 # Integer sample formats -> float, as libswresample converts them (x / 2**(bits-1)).
@@ -188,18 +258,3 @@ def _frame_to_mono(frame) -> np.ndarray:
 
 def _av_message(exc) -> str:
     return getattr(exc, "strerror", None) or str(exc)
-
-
-def _resample(y: np.ndarray, sr: int) -> np.ndarray:
-    """librosa.resample(res_type='soxr_hq', fix=True) for 1-D float32, C-contiguous out."""
-    if sr != SAMPLE_RATE:
-        import soxr
-
-        n_out = int(math.ceil(y.shape[-1] * (float(SAMPLE_RATE) / sr)))
-        y = soxr.resample(y, sr, SAMPLE_RATE, quality="HQ")
-        # librosa.util.fix_length: trim or zero-pad to ceil(n * ratio).
-        if len(y) > n_out:
-            y = y[:n_out]
-        elif len(y) < n_out:
-            y = np.pad(y, (0, n_out - len(y)))
-    return np.ascontiguousarray(y, dtype=np.float32)
