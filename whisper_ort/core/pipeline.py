@@ -32,11 +32,26 @@ STAGES = ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decod
 
 
 @dataclass
+class Word:
+    word: str  # with its leading space and the punctuation merged into it
+    start: float  # seconds from the start of the file
+    end: float
+    probability: float
+
+
+@dataclass
 class Segment:
     start: float  # seconds from the start of the file
     end: float
     text: str
     tokens: list[int] = field(default_factory=list)
+    # openai/whisper's segment fields (json output); None where the decoding did not compute them
+    id: int = 0
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+    temperature: float | None = None
+    words: list[Word] | None = None  # word_timestamps=True
 
 
 @dataclass
@@ -50,6 +65,7 @@ class Transcription:
     n_windows: int = 1
     flags: list[str] = field(default_factory=list)
     loop_overhead_pct: float | None = None
+    language_probs: dict[str, float] | None = None  # language detected: code -> probability
 
 
 class Transcriber:
