@@ -68,9 +68,14 @@ class WhisperSessions:
     def _empty_kv(self, batch: int) -> np.ndarray:
         return np.zeros((batch, 8, 0, 64), dtype=np.float32)
 
+    def check_alignment(self) -> None:
+        """Raise ModelError unless these sessions can run word timestamps' pass (core/timing.py)."""
+        raise ModelError(f"{self.folder}: word timestamps need the mha variant (build it with `whisper-ort optimize`)")
+
     def alignment(self, sequence: np.ndarray, cross: list) -> tuple[np.ndarray, np.ndarray]:
         """Word timestamps' decoder pass (core/timing.py); only the mha variant has it."""
-        raise ModelError(f"{self.folder}: word timestamps need the mha variant (build it with `whisper-ort optimize`)")
+        self.check_alignment()
+        raise NotImplementedError
 
 
 class ExportSessions(WhisperSessions):
@@ -198,15 +203,18 @@ class MhaSessions(WhisperSessions):
         feeds.update(zip(self._cross, cross_kv))
         return self._run(feeds, mask)
 
+    def check_alignment(self) -> None:
+        """An mha folder built before word timestamps decodes as before, but has no alignment output."""
+        if not set(ALIGNMENT_OUTPUTS) <= {o.name for o in self.decoder.get_outputs()}:
+            raise ModelError(f"{self.folder / DECODER_MHA}: built before word timestamps, no alignment output "
+                             "(rebuild with `whisper-ort optimize --force`)")
+
     def alignment(self, sequence: np.ndarray, cross: list) -> tuple[np.ndarray, np.ndarray]:
         """One pass over whole sequences (B, T) (prompt + generated tokens, empty past) on
         their windows' cross K/V: (the alignment heads' cross-attention probabilities
         (B, heads, T, frames), every position's final hidden state (B, T, d_model)). Only
         this pass fetches those outputs; the token steps never do."""
-        names = {o.name for o in self.decoder.get_outputs()}
-        if not set(ALIGNMENT_OUTPUTS) <= names:
-            raise ModelError(f"{self.folder / DECODER_MHA}: built before word timestamps, no alignment output "
-                             "(rebuild with `whisper-ort optimize --force`)")
+        self.check_alignment()
         feeds = {"inputs_embeds": self._embeddings[sequence], "position_ids": np.arange(sequence.shape[1], dtype=np.int64),
                  "logit_mask": self._no_mask}
         feeds.update(dict.fromkeys(self._past, self._empty_kv(sequence.shape[0])))

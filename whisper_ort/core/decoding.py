@@ -103,6 +103,9 @@ class DecodeResult:
     sum_logprob: float | None = None  # log-probabilities of the chosen tokens, end of text included (full logits only)
     avg_logprob: float | None = None  # sum_logprob / (tokens + 1)
     no_speech_prob: float | None = None  # softmax at <|startoftranscript|> of <|nospeech|> (with_no_speech)
+    # word_timestamps: per run of text tokens (one per timestamp segment), its words as
+    # (text, start, end, probability), seconds from the window's start (core/timing.py)
+    word_runs: list[list[tuple[str, float, float, float]]] | None = None
 
 
 # ---------------------------------------------------------------- logit filters

@@ -43,7 +43,8 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cheapest monotonic path through cost (tokens, frames): (token index, frame index) per
     step. The recurrence and tie rules of openai/whisper's dtw_cpu, computed a row at a time:
     along a row acc[j] = cost[j] + min(a[j], acc[j-1]) with a the better of the two cells
-    above, a min-plus scan: acc - cumsum(cost) is a running minimum."""
+    above (none when they tie: the left cell is taken then), a min-plus scan:
+    acc - cumsum(cost) is a running minimum."""
     n, m = cost.shape
     cost = cost.astype(np.float64)
     acc = np.full((n + 1, m + 1), np.inf)
@@ -53,7 +54,9 @@ def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         diag, up = acc[i - 1, :-1], acc[i - 1, 1:]
         row = cost[i - 1]
         before = np.concatenate(([0.0], np.cumsum(row)[:-1]))  # sum of row[:j]
-        best = np.minimum.accumulate(np.minimum(diag, up) - before)
+        # The cell above wins only when strictly better than the other: equal, the left one does.
+        above = np.where(diag == up, np.inf, np.minimum(diag, up))
+        best = np.minimum.accumulate(above - before)
         acc[i, 1:] = best + before + row
         left = acc[i, :-1]
         t = np.where((diag < up) & (diag < left), 0, np.where((up < diag) & (up < left), 1, 2))
@@ -184,16 +187,22 @@ def text_token_probs(logits: np.ndarray, tokens: list[int], eot: int) -> np.ndar
     return out
 
 
+def audio_frames(n_samples: int, hop: int = 160, max_frames: int = 3000) -> int:
+    """Mel frames that hold audio (transformers: the feature extractor's attention mask)."""
+    return min(max_frames, -(-n_samples // hop))
+
+
 def words_of_window(sessions, tokenizer, prompt: list[int], tokens: list[int], cross: list[np.ndarray],
-                    n_samples: int, language: str, prepend: str, append: str, hop: int = 160):
+                    num_frames: int, language: str, prepend: str, append: str):
     """One window's words per run of text tokens (window_words), from one decoder pass over
-    prompt + tokens on the window's cross K/V (a batch row of one)."""
+    prompt + tokens on the window's cross K/V (a batch row of one); num_frames: its mel
+    frames that hold audio."""
     if not tokens:
         return []
     sequence = np.array([list(prompt) + list(tokens)], dtype=np.int64)
     weights, hidden = sessions.alignment(sequence, cross)
     first = len(prompt)
-    times = token_times(weights[0][:, first:], min(3000, -(-n_samples // hop)))
+    times = token_times(weights[0][:, first:], num_frames)
     # Position first - 1 + k predicts token k.
     logits = sessions.exact_logits(np.ascontiguousarray(hidden[0, first - 1 : first - 1 + len(tokens)]))
     probs = text_token_probs(logits, tokens, tokenizer.ids.eot)
