@@ -106,8 +106,8 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
         for kv in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"cross.{i}.{kv}", TensorProto.FLOAT, ["batch", HEADS, "frames", head]))
     alignment_heads = [tuple(map(int, lh)) for lh in (alignment_heads or default_alignment_heads(n_layers))]
-    outputs += [helper.make_tensor_value_info("alignment", TensorProto.FLOAT, ["batch", len(alignment_heads), "tokens", "frames"]),
-                helper.make_tensor_value_info("hidden_states", TensorProto.FLOAT, ["batch", "tokens", d_model])]
+    word_outputs = {"alignment": ["batch", len(alignment_heads), "tokens", "frames"], "hidden_states": ["batch", "tokens", d_model]}
+    outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, word_outputs[name]) for name in ALIGNMENT_OUTPUTS]
     probs = {}  # layer -> its cross-attention probabilities (B, 8, T, frames)
 
     tok = "inputs_embeds"  # looked up by the caller in embed_tokens.npy (see module docstring)

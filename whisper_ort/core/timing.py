@@ -113,7 +113,7 @@ def _split_on_unicode(tokenizer, tokens: list[int]) -> list[tuple[str, list[int]
     """Tokens grouped where their bytes decode to whole characters."""
     full = tokenizer.decode(tokens)
     out, current, offset = [], [], 0
-    for k, tok in enumerate(tokens):
+    for k in range(len(tokens)):
         current.append(k)
         text = tokenizer.decode([tokens[i] for i in current])
         if "\ufffd" not in text or full[offset + text.index("\ufffd")] == "\ufffd":
