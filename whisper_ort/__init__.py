@@ -29,6 +29,7 @@ _PUBLIC = {
     "Transcriber": "whisper_ort.core.pipeline",
     "Transcription": "whisper_ort.core.pipeline",
     "Segment": "whisper_ort.core.pipeline",
+    "Word": "whisper_ort.core.pipeline",
     "transcribe": "whisper_ort.core.pipeline",
     "ModelOptions": "whisper_ort.core.options",
     "SessionConfig": "whisper_ort.core.session",

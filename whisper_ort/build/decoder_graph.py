@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_ort.core.folder import MHA_HEAD_OUTPUTS
+from whisper_ort.core.folder import ALIGNMENT_OUTPUTS, MHA_HEAD_OUTPUTS
 
 HEADS = 8
 EXACT_DIMS = 32  # hidden dimensions the approximate logits keep in FP32 (the largest |gamma|)
@@ -73,11 +73,20 @@ class _Graph:
         return outputs
 
 
-def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: int = 512):
+def default_alignment_heads(n_layers: int) -> list[tuple[int, int]]:
+    """openai/whisper's default when a model names no alignment heads: every head of the upper half."""
+    return [(layer, head) for layer in range(n_layers // 2, n_layers) for head in range(HEADS)]
+
+
+def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: int = 512,
+                  alignment_heads: list[tuple[int, int]] | None = None):
     """The decoder ModelProto from the weights `w`: inputs inputs_embeds (B, T, 512), position_ids
     (T,), logit_mask (1 or B, vocab), past and cross K/V; outputs the last position's hidden
     state (B, 512), the tokens that can be its argmax, bounds on its logits (lower, upper:
-    B x vocab; see _bounded_head) and present self K/V."""
+    B x vocab; see _bounded_head), present self K/V, then (ALIGNMENT_OUTPUTS) the alignment
+    heads' cross-attention probabilities `alignment` (B, len(alignment_heads), T, frames)
+    and every position's final hidden state `hidden_states` (B, T, 512): word timestamps
+    fetch those two once per window; the token steps do not ask for them."""
     from onnx import TensorProto, helper
 
     g = _Graph()
@@ -96,6 +105,10 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
     for i in range(n_layers):
         for kv in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"cross.{i}.{kv}", TensorProto.FLOAT, ["batch", HEADS, "frames", head]))
+    alignment_heads = [tuple(map(int, lh)) for lh in (alignment_heads or default_alignment_heads(n_layers))]
+    word_outputs = {"alignment": ["batch", len(alignment_heads), "tokens", "frames"], "hidden_states": ["batch", "tokens", d_model]}
+    outputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, word_outputs[name]) for name in ALIGNMENT_OUTPUTS]
+    probs = {}  # layer -> its cross-attention probabilities (B, 8, T, frames)
 
     tok = "inputs_embeds"  # looked up by the caller in embed_tokens.npy (see module docstring)
     (pos,) = g.node("Gather", [g.init("embed_positions", w["decoder.embed_positions.weight"]), "position_ids"], name="embed/positions")
@@ -133,6 +146,7 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
         (cq,) = g.node("Transpose", [cq], name=f"{p}/cross/q_bnsh", perm=[0, 2, 1, 3])
         (s,) = g.node("FusedMatMul", [cq, f"cross.{i}.key"], name=f"{p}/cross/scores", domain="com.microsoft", transB=1, alpha=1.0)
         (s,) = g.node("Softmax", [s], name=f"{p}/cross/softmax", axis=-1)
+        probs[i] = s
         (c,) = g.node("MatMul", [s, f"cross.{i}.value"], name=f"{p}/cross/context")
         (c,) = g.node("Transpose", [c], name=f"{p}/cross/c_bsnh", perm=[0, 2, 1, 3])
         (c,) = g.node("Reshape", [c, model_shape], name=f"{p}/cross/c_merge")
@@ -145,6 +159,11 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
         norm = f"decoder.layers.{i + 1}.self_attn_layer_norm" if i + 1 < n_layers else "decoder.layer_norm"
         h, x = skip_norm(f, x, norm, g.init(f"{p}.fc2.bias", w[f"{p}.fc2.bias"]), f"{p}/ffn/norm")
 
+    g.node("Identity", [h], ["hidden_states"], name="words/hidden_states")
+    # The alignment heads, in their order: one Gather per (layer, head), then one Concat.
+    picked = [g.node("Gather", [probs[layer], g.init(f"words.head_{layer}_{hd}", np.array([hd], dtype=np.int64))],
+                     name=f"words/head_{layer}_{hd}", axis=1)[0] for layer, hd in alignment_heads]
+    g.node("Concat", picked, ["alignment"], name="words/alignment", axis=1)
     g.node("Gather", [h, g.init("last_position", np.array(-1, dtype=np.int64))], ["hidden"], name="head/last", axis=1)
     _bounded_head(g, "hidden", w)
     graph = helper.make_graph(g.nodes, "whisper_decoder_mha", inputs, outputs, g.inits)
@@ -255,11 +274,12 @@ def add_cross_kv(encoder, w: dict[str, np.ndarray], n_layers: int, d_model: int 
     return encoder
 
 
-def build_mha_graphs(fused_encoder: Path, hf_dir: Path, config: dict):
-    """(encoder, decoder, token embedding table) for the `mha` variant."""
+def build_mha_graphs(fused_encoder: Path, hf_dir: Path, config: dict, alignment_heads: list | None = None):
+    """(encoder, decoder, token embedding table) for the `mha` variant; alignment_heads:
+    generation_config.json's (layer, head) pairs, None for openai/whisper's default."""
     import onnx
 
     n_layers, vocab, d_model = int(config["decoder_layers"]), int(config["vocab_size"]), int(config["d_model"])
     w = _load_weights(hf_dir)  # once: 290 MB of safetensors
     encoder = add_cross_kv(onnx.load(str(fused_encoder)), w, n_layers, d_model)
-    return encoder, build_decoder(w, n_layers, vocab, d_model), w["decoder.embed_tokens.weight"]
+    return encoder, build_decoder(w, n_layers, vocab, d_model, alignment_heads), w["decoder.embed_tokens.weight"]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from whisper_ort.build.export import _swap_in, check_manifest, write_manifest
 from whisper_ort.core.folder import (
+    ALIGNMENT_OUTPUTS,
     CONFIGS,
     DECODER_MHA,
     EMBEDDINGS,
@@ -101,7 +102,8 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
         build = Path(tmp) / "mha"
         build.mkdir()
         fused = _fused_encoder(src, Path(tmp) / "fused_encoder.onnx", log)
-        encoder, decoder, embeddings = build_mha_graphs(fused, hf_dir, json.loads((src / "config.json").read_text()))
+        heads = json.loads((src / "generation_config.json").read_text()).get("alignment_heads")
+        encoder, decoder, embeddings = build_mha_graphs(fused, hf_dir, json.loads((src / "config.json").read_text()), heads)
         decompose_skip_layer_norms(encoder)
         _save_external(encoder, build / ENCODER)
         _save_external(decoder, build / DECODER_MHA)
@@ -127,7 +129,8 @@ def _remove_retired(src: Path, log) -> None:
 
 def _is_current_mha(folder: Path) -> bool:
     """A folder built by an older build_mha (no logits_head.onnx, decoder without bounded
-    logits, encoder with SkipLayerNormalization) is rebuilt, not reused."""
+    logits or without the word-timestamp outputs, encoder with SkipLayerNormalization) is
+    rebuilt, not reused."""
     import onnx
 
     if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD)):
@@ -135,6 +138,7 @@ def _is_current_mha(folder: Path) -> bool:
     decoder = onnx.load(str(folder / DECODER_MHA), load_external_data=False).graph
     encoder = onnx.load(str(folder / ENCODER), load_external_data=False).graph
     return (tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
+            and set(ALIGNMENT_OUTPUTS) <= {o.name for o in decoder.output}
             and not any(n.op_type == "SkipLayerNormalization" for n in encoder.node))
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from whisper_ort.core.folder import (
+    ALIGNMENT_OUTPUTS,
     DECODER_FIRST,
     DECODER_MHA,
     DECODER_WITH_PAST,
@@ -66,6 +67,15 @@ class WhisperSessions:
 
     def _empty_kv(self, batch: int) -> np.ndarray:
         return np.zeros((batch, 8, 0, 64), dtype=np.float32)
+
+    def check_alignment(self) -> None:
+        """Raise ModelError unless these sessions can run word timestamps' pass (core/timing.py)."""
+        raise ModelError(f"{self.folder}: word timestamps need the mha variant (build it with `whisper-ort optimize`)")
+
+    def alignment(self, sequence: np.ndarray, cross: list) -> tuple[np.ndarray, np.ndarray]:
+        """Word timestamps' decoder pass (core/timing.py); only the mha variant has it."""
+        self.check_alignment()
+        raise NotImplementedError
 
 
 class ExportSessions(WhisperSessions):
@@ -192,6 +202,25 @@ class MhaSessions(WhisperSessions):
         feeds.update(zip(self._past, self_kv))
         feeds.update(zip(self._cross, cross_kv))
         return self._run(feeds, mask)
+
+    def check_alignment(self) -> None:
+        """An mha folder built before word timestamps decodes as before, but has no alignment output."""
+        if not set(ALIGNMENT_OUTPUTS) <= {o.name for o in self.decoder.get_outputs()}:
+            raise ModelError(f"{self.folder / DECODER_MHA}: built before word timestamps, no alignment output "
+                             "(rebuild with `whisper-ort optimize --force`)")
+
+    def alignment(self, sequence: np.ndarray, cross: list) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over whole sequences (B, T) (prompt + generated tokens, empty past) on
+        their windows' cross K/V: (the alignment heads' cross-attention probabilities
+        (B, heads, T, frames), every position's final hidden state (B, T, d_model)). Only
+        this pass fetches those outputs; the token steps never do."""
+        self.check_alignment()
+        feeds = {"inputs_embeds": self._embeddings[sequence], "position_ids": np.arange(sequence.shape[1], dtype=np.int64),
+                 "logit_mask": self._no_mask}
+        feeds.update(dict.fromkeys(self._past, self._empty_kv(sequence.shape[0])))
+        feeds.update(zip(self._cross, cross))
+        weights, hidden = self.decoder.run(list(ALIGNMENT_OUTPUTS), feeds)
+        return weights, hidden
 
 
 def open_sessions(folder: str | Path, config: SessionConfig | None = None) -> WhisperSessions:

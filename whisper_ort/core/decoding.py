@@ -72,6 +72,23 @@ class DecodingOptions:
     condition_on_previous_text: bool = False
     initial_prompt: str | None = None
     seed: int = 0  # of the sampling at temperatures above 0
+    # Sampling at a temperature above 0: the best of this many samples (openai/whisper's best_of).
+    best_of: int | None = None
+    # Beam search (core/beam.py) when beam_size is set: transformers' `generate(num_beams=...)`.
+    # patience: openai/whisper's (beam_size * patience finished hypotheses end the search);
+    # length_penalty: None = the sum of log-probabilities divided by the length.
+    beam_size: int | None = None
+    patience: float | None = None
+    length_penalty: float | None = None
+    # Tokens never produced: -1 stands for the model's own list (generation_config.json
+    # suppress_tokens); suppress_blank: no blank or end of text as the first token.
+    suppress_tokens: tuple[int, ...] = (-1,)
+    suppress_blank: bool = True
+    # Word-level timestamps (core/timing.py): cross-attention of the alignment heads, DTW;
+    # punctuation merged into the neighbouring word as openai/whisper's timing.py does.
+    word_timestamps: bool = False
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
 
 
 @dataclass
@@ -86,6 +103,9 @@ class DecodeResult:
     sum_logprob: float | None = None  # log-probabilities of the chosen tokens, end of text included (full logits only)
     avg_logprob: float | None = None  # sum_logprob / (tokens + 1)
     no_speech_prob: float | None = None  # softmax at <|startoftranscript|> of <|nospeech|> (with_no_speech)
+    # word_timestamps: per run of text tokens (one per timestamp segment), its words as
+    # (text, start, end, probability), seconds from the window's start (core/timing.py)
+    word_runs: list[list[tuple[str, float, float, float]]] | None = None
 
 
 # ---------------------------------------------------------------- logit filters

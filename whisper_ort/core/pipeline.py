@@ -26,9 +26,18 @@ from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_
 from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, join_text_tokens, split, stitch_text_tokens
 from whisper_ort.core.options import ModelOptions
 from whisper_ort.core.sequential import transcribe_sequential
+from whisper_ort.core.timing import audio_frames, words_of_window
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
 
 STAGES = ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_detokenize", "t_total")
+
+
+@dataclass
+class Word:
+    word: str  # with its leading space and the punctuation merged into it
+    start: float  # seconds from the start of the file
+    end: float
+    probability: float
 
 
 @dataclass
@@ -37,6 +46,13 @@ class Segment:
     end: float
     text: str
     tokens: list[int] = field(default_factory=list)
+    # openai/whisper's segment fields (json output); None where the decoding did not compute them
+    id: int = 0
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+    temperature: float | None = None
+    words: list[Word] | None = None  # word_timestamps=True
 
 
 @dataclass
@@ -50,6 +66,7 @@ class Transcription:
     n_windows: int = 1
     flags: list[str] = field(default_factory=list)
     loop_overhead_pct: float | None = None
+    language_probs: dict[str, float] | None = None  # language detected: code -> probability
 
 
 class Transcriber:
@@ -106,6 +123,7 @@ class Transcriber:
             options = replace(options, **changes)
         if options.chunking not in CHUNKINGS:
             raise ValueError(f"chunking must be one of {CHUNKINGS}, not {options.chunking!r}")
+        options = self._word_options(options)
         decoder = self.decoder(options)
         batch_size = max(1, int(options.batch_size))
         timings = dict.fromkeys(STAGES, 0.0)
@@ -132,6 +150,7 @@ class Transcriber:
             states = self.sessions.encode(mel)
             timings["t_encoder"] += time.perf_counter() - t
             results = decoder.decode(states)
+            self._add_words(states, [len(p) for _, p in batch], results, options)
             for (window, _), result in zip(batch, results):
                 timings["t_decoder_first"] += result.t_decoder_first * len(batch)
                 timings["t_decoder_loop"] += result.t_decoder_loop * len(batch)
@@ -160,7 +179,8 @@ class Transcriber:
             timings[key] += value
         t = time.perf_counter()
         tok = self.tokenizer
-        segments = [Segment(round(s.start, 2), round(s.end, 2), tok.decode(s.tokens), [x for x in s.tokens if x < tok.ids.eot])
+        segments = [Segment(round(s.start, 2), round(s.end, 2), tok.decode(s.tokens), [x for x in s.tokens if x < tok.ids.eot],
+                            words=None if s.words is None else _words(s.words, 0.0))
                     for s in result.segments if any(x < tok.ids.eot for x in s.tokens)]
         tokens = [x for s in result.segments for x in s.tokens]
         text = "".join(s.text for s in segments)
@@ -172,17 +192,22 @@ class Transcriber:
 
     # -- the pieces of transcribe() for callers that batch windows of several files (serve/)
 
-    def decode_windows(self, mel: np.ndarray, options: DecodingOptions) -> list[DecodeResult]:
+    def decode_windows(self, mel: np.ndarray, options: DecodingOptions, n_samples: list[int] | None = None) -> list[DecodeResult]:
         """One encoder batch and one decoder batch over log-mel rows (N, 80, 3000) that may
         come from different files; one DecodeResult per row, in order. Rows are independent:
-        a window's tokens do not depend on the other rows of its batch."""
-        return self.decoder(options).decode(self.sessions.encode(mel))
+        a window's tokens do not depend on the other rows of its batch. n_samples: each
+        row's samples, for word timestamps (None: the whole 30 s holds audio)."""
+        options = self._word_options(options)
+        states = self.sessions.encode(mel)
+        results = self.decoder(options).decode(states)
+        self._add_words(states, n_samples or [CHUNK_SAMPLES] * len(results), results, options)
+        return results
 
     def assemble(self, window_results: list[tuple[Window, DecodeResult]], duration_s: float, options: DecodingOptions) -> Transcription:
         """One file's Transcription from its (window, result) pairs in order, as transcribe()
         builds it (timings empty). A single pair of a longer file gives that window's own
         segments (the ones a streamed response sends as the window finishes)."""
-        return self._assemble(window_results, duration_s, options)
+        return self._assemble(window_results, duration_s, self._word_options(options))
 
     def transcribe_batch(self, audios: list[np.ndarray], options: DecodingOptions | None = None, **changes) -> list[Transcription]:
         """Several 16 kHz signals whose windows share encoder and decoder batches of
@@ -191,6 +216,7 @@ class Transcriber:
         options = options or DecodingOptions()
         if changes:
             options = replace(options, **changes)
+        options = self._word_options(options)
         if options.chunking == "sequential":  # each file's windows depend on its previous ones: file by file
             return [self.transcribe(a, options) for a in audios]
         start = time.perf_counter()
@@ -201,13 +227,31 @@ class Transcriber:
         size = max(1, int(options.batch_size))
         for b in range(0, len(pieces), size):
             batch = pieces[b : b + size]
-            results = self.decode_windows(log_mel_batch([p for _, _, p in batch]), options)
+            results = self.decode_windows(log_mel_batch([p for _, _, p in batch]), options, [len(p) for _, _, p in batch])
             for (i, window, _), result in zip(batch, results):
                 per_file[i].append((window, result))
         out = [self.assemble(pairs, len(audio) / SAMPLE_RATE, options) for pairs, audio in zip(per_file, audios)]
         for t in out:
             t.timings = {"t_total": time.perf_counter() - start}
         return out
+
+    def _word_options(self, options: DecodingOptions) -> DecodingOptions:
+        """word_timestamps: decoded with timestamp tokens (as openai/whisper and transformers
+        do), on sessions that have the alignment pass (a clear ModelError before any audio)."""
+        if not options.word_timestamps:
+            return options
+        self.sessions.check_alignment()
+        return options if options.timestamps else replace(options, timestamps=True)
+
+    def _add_words(self, states, n_samples: list[int], results: list[DecodeResult], options: DecodingOptions) -> None:
+        """Each window's words (core/timing.py) into its result, window-relative: one
+        decoder pass per window over its prompt and tokens."""
+        if not options.word_timestamps:
+            return
+        for row, (n, result) in enumerate(zip(n_samples, results)):
+            prompt = self.tokenizer.prompt(self.tokenizer.language_id(result.language), options.task, True)
+            result.word_runs = words_of_window(self.sessions, self.tokenizer, prompt, result.tokens, [s[row : row + 1] for s in states],
+                                               audio_frames(n), result.language, options.prepend_punctuations, options.append_punctuations)
 
     def _assemble(self, window_results, duration_s: float, options: DecodingOptions) -> Transcription:
         tok = self.tokenizer
@@ -227,16 +271,22 @@ class Transcriber:
             offset = window.start / SAMPLE_RATE
             own_from = window.stride_left / SAMPLE_RATE
             own_to = (window.stop - window.start - window.stride_right) / SAMPLE_RATE
-            for seg in timestamp_segments(result.tokens, tok, (window.stop - window.start) / SAMPLE_RATE):
+            for k, seg in enumerate(timestamp_segments(result.tokens, tok, (window.stop - window.start) / SAMPLE_RATE)):
                 # Overlapping windows: keep a segment only in the window whose own span holds its start.
                 if overlapping and not (own_from <= seg.start < own_to):
                     continue
-                segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens))
+                words = None if result.word_runs is None else _words(result.word_runs[k], offset)
+                segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens, words=words))
                 tokens.extend(seg.tokens)
         if len(window_results) == 1:  # one window: every token, timestamps included
             tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
         text = "".join(s.text for s in segments)
         return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags)
+
+
+def _words(run: list[tuple[str, float, float, float]], offset: float) -> list[Word]:
+    """A run's words (text, start, end, probability) as Word, seconds from the file's start."""
+    return [Word(text, round(start + offset, 2), round(end + offset, 2), prob) for text, start, end, prob in run]
 
 
 def timestamp_segments(tokens: list[int], tokenizer: WhisperTokenizer, window_s: float) -> list[Segment]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from whisper_ort.core.decoding import MAX_POSITIONS, DecodeResult, DecodingOptions, GreedyDecoder, compression_ratio
 from whisper_ort.core.features import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_frames
+from whisper_ort.core.timing import text_runs, words_of_window
 from whisper_ort.core.tokenizer import TIME_PRECISION
 
 FRAME_S = HOP_LENGTH / SAMPLE_RATE  # 0.01 s per mel frame
@@ -37,6 +38,7 @@ class WindowSegment:
     start: float
     end: float
     tokens: list[int]  # with their timestamp tokens
+    words: list[tuple[str, float, float, float]] | None = None  # word_timestamps: (text, start, end, probability), seconds
 
 
 @dataclass
@@ -79,6 +81,16 @@ def split_segments(tokens: list[int], timestamp_begin: int, time_offset: float, 
     if stamps and stamps[-1] != timestamp_begin:
         end_steps = stamps[-1] - timestamp_begin
     return [WindowSegment(time_offset, time_offset + end_steps * TIME_PRECISION, list(tokens))], window_frames
+
+
+def _attach_words(found: list[WindowSegment], runs: list[list], time_offset: float, eot: int, timestamp_begin: int) -> None:
+    """Each segment's words from the window's runs of text tokens (the segments are the
+    window's tokens in order, each holding whole runs), shifted to the file's time."""
+    k = 0
+    for seg in found:
+        n_runs = len(text_runs(seg.tokens, eot, timestamp_begin))
+        seg.words = [(text, start + time_offset, end + time_offset, p) for run in runs[k : k + n_runs] for text, start, end, p in run]
+        k += n_runs
 
 
 def _temperatures(options: DecodingOptions) -> tuple[float, ...]:
@@ -148,6 +160,11 @@ def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOpt
             seek += n
             continue
         found, offset = split_segments(result.tokens, begin, seek * FRAME_S, n)
+        if options.word_timestamps:
+            prompt = list(prefix or []) + tok.prompt(tok.language_id(result.language), options.task, True)
+            runs = words_of_window(sessions, tok, prompt, result.tokens, states, n, result.language,
+                                   options.prepend_punctuations, options.append_punctuations)
+            _attach_words(found, runs, seek * FRAME_S, tok.ids.eot, begin)
         segments += found
         seek += offset
         if options.condition_on_previous_text and temperature < 0.5:
