@@ -23,10 +23,11 @@ from whisper_ort.core.decoders import open_sessions
 from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
-from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, join_text_tokens, split, stitch_text_tokens
+from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, file_time, join_text_tokens, split, stitch_text_tokens
 from whisper_ort.core.options import ModelOptions
 from whisper_ort.core.sequential import transcribe_sequential
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
+from whisper_ort.core.vad import VAD_FILE, SileroVad
 
 STAGES = ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_detokenize", "t_total")
 
@@ -85,6 +86,8 @@ class Transcriber:
         self.options = options
         self.variant = resolve_variant(base, options.variant)
         self.model_dir = variant_dir(base, self.variant)
+        self.base_dir = base
+        self._vad: SileroVad | None = None  # loaded on the first chunking="vad"
         self.threads = options.session.threads
         t0 = time.perf_counter()
         self.sessions = open_sessions(self.model_dir, options.session)
@@ -137,7 +140,9 @@ class Transcriber:
 
         if options.chunking == "sequential" and len(samples) > CHUNK_SAMPLES + TAIL_TOLERANCE:
             return self._transcribe_sequential(samples, options, timings, start)
-        pieces = split(samples, chunking="strided" if options.chunking == "sequential" else options.chunking)
+        pieces = split(samples, chunking="strided" if options.chunking == "sequential" else options.chunking, vad=self.speech_spans)
+        if not pieces:  # vad: no speech at all, nothing decoded
+            return self._no_speech(len(samples), options, timings, start)
         window_results = []
         for i in range(0, len(pieces), batch_size):
             batch = pieces[i : i + batch_size]
@@ -186,6 +191,19 @@ class Transcriber:
         overhead = 100.0 * (loop - result.in_ort) / loop if loop > 0 else None
         return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead)
 
+    def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Silero VAD's speech spans (core/vad.py), from the model folder's silero file (the
+        variant's folder, else the export beside it); loaded once."""
+        if self._vad is None:
+            found = [d / VAD_FILE for d in (self.model_dir, self.base_dir) if (d / VAD_FILE).is_file()]
+            self._vad = SileroVad(found[0] if found else self.base_dir / VAD_FILE)  # none: the error names the file
+        return self._vad.speech(samples)
+
+    def _no_speech(self, n_samples: int, options: DecodingOptions, timings: dict, start: float) -> Transcription:
+        """No window to decode (VAD found no speech): no text."""
+        timings["t_total"] = time.perf_counter() - start
+        return Transcription("", [], [], options.language or "en", n_samples / SAMPLE_RATE, timings, 0, ["no_speech"])
+
     # -- the pieces of transcribe() for callers that batch windows of several files (serve/)
 
     def decode_windows(self, mel: np.ndarray, options: DecodingOptions) -> list[DecodeResult]:
@@ -212,7 +230,8 @@ class Transcriber:
         start = time.perf_counter()
         if any(np.size(a) == 0 for a in audios):
             raise AudioError("<samples>", "no samples")
-        pieces = [(i, w, p) for i, audio in enumerate(audios) for w, p in split(np.asarray(audio, dtype=np.float32), chunking=options.chunking)]
+        pieces = [(i, w, p) for i, audio in enumerate(audios)
+                  for w, p in split(np.asarray(audio, dtype=np.float32), chunking=options.chunking, vad=self.speech_spans)]
         per_file: list[list] = [[] for _ in audios]
         size = max(1, int(options.batch_size))
         for b in range(0, len(pieces), size):
@@ -220,7 +239,8 @@ class Transcriber:
             results = self.decode_windows(log_mel_batch([p for _, _, p in batch]), options)
             for (i, window, _), result in zip(batch, results):
                 per_file[i].append((window, result))
-        out = [self.assemble(pairs, len(audio) / SAMPLE_RATE, options) for pairs, audio in zip(per_file, audios)]
+        out = [self.assemble(pairs, len(audio) / SAMPLE_RATE, options) if pairs else self._no_speech(len(audio), options, {}, start)
+               for pairs, audio in zip(per_file, audios)]
         for t in out:
             t.timings = {"t_total": time.perf_counter() - start}
         return out
@@ -240,14 +260,14 @@ class Transcriber:
 
         segments, tokens = [], []
         for window, result in window_results:
-            offset = window.start / SAMPLE_RATE
             own_from = window.stride_left / SAMPLE_RATE
-            own_to = (window.stop - window.start - window.stride_right) / SAMPLE_RATE
-            for seg in timestamp_segments(result.tokens, tok, (window.stop - window.start) / SAMPLE_RATE):
+            own_to = (window.n_samples - window.stride_right) / SAMPLE_RATE
+            for seg in timestamp_segments(result.tokens, tok, window.n_samples / SAMPLE_RATE):
                 # Overlapping windows: keep a segment only in the window whose own span holds its start.
                 if overlapping and not (own_from <= seg.start < own_to):
                     continue
-                segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens))
+                # file_time: the window's offset (vad windows: through their speech spans)
+                segments.append(Segment(round(file_time(window, seg.start), 2), round(file_time(window, seg.end, is_end=True), 2), seg.text, seg.tokens))
                 tokens.extend(seg.tokens)
         if len(window_results) == 1:  # one window: every token, timestamps included
             tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
