@@ -152,7 +152,7 @@ class Transcriber:
             t = time.perf_counter()
             states = self.sessions.encode(mel)
             timings["t_encoder"] += time.perf_counter() - t
-            results = decoder.decode(states)
+            results = self._decode_speech(states, options) if options.chunking == "vad" else decoder.decode(states)
             for (window, _), result in zip(batch, results):
                 timings["t_decoder_first"] += result.t_decoder_first * len(batch)
                 timings["t_decoder_loop"] += result.t_decoder_loop * len(batch)
@@ -199,6 +199,30 @@ class Transcriber:
             self._vad = SileroVad(found[0] if found else self.base_dir / VAD_FILE)  # none: the error names the file
         return self._vad.speech(samples)
 
+    def _decode_speech(self, states, options: DecodingOptions) -> list[DecodeResult]:
+        """vad windows: decoded, then openai/whisper's no-speech rule, so a window the VAD took
+        for speech gives no text when Whisper finds none: no-speech probability above
+        no_speech_threshold, unless the average log-probability is above logprob_threshold.
+        Only rows over the no-speech threshold are decoded again for their log-probabilities
+        (every logit each step): speech rarely is, and its windows keep the fast path."""
+        decoder = self.decoder(options)
+        threshold = options.no_speech_threshold
+        results = decoder.decode(states, with_no_speech=threshold is not None)
+        suspect = [i for i, r in enumerate(results) if threshold is not None and r.no_speech_prob > threshold]
+        if suspect and options.logprob_threshold is not None:
+            rows = np.array(suspect)
+            subset = states[rows] if isinstance(states, np.ndarray) else [a[rows] for a in states]
+            again = decoder.decode(subset, with_logprobs=True)  # the same tokens: greedy on every logit
+            extra = sum(r.t_decoder_first + r.t_decoder_loop for r in again) / len(results)
+            for i, r in zip(suspect, again):
+                results[i] = replace(results[i], avg_logprob=r.avg_logprob, sum_logprob=r.sum_logprob)
+            for r in results:
+                r.t_decoder_loop += extra  # the second pass is decoder time too
+            suspect = [i for i in suspect if results[i].avg_logprob < options.logprob_threshold]
+        for i in suspect:
+            results[i] = replace(results[i], tokens=[], flags=[*results[i].flags, "no_speech"])
+        return results
+
     def _no_speech(self, n_samples: int, options: DecodingOptions, timings: dict, start: float) -> Transcription:
         """No window to decode (VAD found no speech): no text."""
         timings["t_total"] = time.perf_counter() - start
@@ -210,7 +234,8 @@ class Transcriber:
         """One encoder batch and one decoder batch over log-mel rows (N, 80, 3000) that may
         come from different files; one DecodeResult per row, in order. Rows are independent:
         a window's tokens do not depend on the other rows of its batch."""
-        return self.decoder(options).decode(self.sessions.encode(mel))
+        states = self.sessions.encode(mel)
+        return self._decode_speech(states, options) if options.chunking == "vad" else self.decoder(options).decode(states)
 
     def assemble(self, window_results: list[tuple[Window, DecodeResult]], duration_s: float, options: DecodingOptions) -> Transcription:
         """One file's Transcription from its (window, result) pairs in order, as transcribe()
