@@ -23,7 +23,15 @@ from whisper_ort.core.decoders import open_sessions
 from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
-from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, file_time, join_text_tokens, split, stitch_text_tokens
+from whisper_ort.core.longform import (
+    CHUNKINGS,
+    TAIL_TOLERANCE,
+    Window,
+    file_time,
+    join_text_tokens,
+    split,
+    stitch_text_tokens,
+)
 from whisper_ort.core.options import ModelOptions
 from whisper_ort.core.sequential import transcribe_sequential
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
