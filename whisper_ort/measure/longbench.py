@@ -171,6 +171,10 @@ def settings(batch: int, chunkings=("strided", "silence"), only=None) -> list[tu
     return [r for r in rows if not only or any(o in r[0] for o in only)]
 
 
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"  # "-": the sequential peer's row was not run
+
+
 def markdown(result: dict) -> str:
     """longform.md from longform.json's contents."""
     rows, audio_s = result["rows"], result["duration_s"]
@@ -179,7 +183,7 @@ def markdown(result: dict) -> str:
              f"whisper_ort variant {', '.join(result['whisper_ort_variant'])} (auto).", "",
              "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper'] or float('nan'):.2f}x | "
+    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {_ratio(r['throughput_vs_faster_whisper'])} | "
               f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} |" for r in rows]
     lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
               "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
