@@ -66,3 +66,22 @@ def hf_reference(model_dir):
     processor = WhisperProcessor.from_pretrained(HF_DIR)
     model = WhisperForConditionalGeneration.from_pretrained(HF_DIR).eval()
     return processor, model
+
+
+@pytest.fixture(scope="session")
+def vad_transcriber(model_dir, tmp_path_factory):
+    """A Transcriber on a copy of the model folders (files linked, not copied) into which
+    build/vad.py installed Silero VAD, as `whisper-ort optimize` does: chunking="vad"."""
+    from whisper_ort import Transcriber
+    from whisper_ort.build.vad import install_vad, packaged_vad
+
+    if packaged_vad() is None:
+        pytest.skip("no Silero VAD source: faster-whisper (the peers extra) ships silero_vad_v6.onnx")
+    root = tmp_path_factory.mktemp("vad_models")
+    for src in (model_dir, model_dir.with_name(model_dir.name + "-mha")):
+        if src.is_dir():
+            (root / src.name).mkdir()
+            for f in src.iterdir():
+                (root / src.name / f.name).symlink_to(f.resolve())
+    assert install_vad(root / model_dir.name, log=lambda *_: None) is not None
+    return Transcriber(root / model_dir.name, threads=2)

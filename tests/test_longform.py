@@ -116,7 +116,7 @@ def test_split_modes():
     assert len(split(x)) == 3  # strided: starts every 20 s
     silence = split(x, chunking="silence")
     assert len(silence) == 3 and sum(len(p) for _, p in silence) == len(x)
-    for chunking in CHUNKINGS:  # short audio is one window in both modes
+    for chunking in set(CHUNKINGS) - {"vad"}:  # short audio is one window (vad: its speech, tests/test_vad.py)
         (window, piece), = split(np.zeros(480000 + TAIL_TOLERANCE, np.float32), chunking=chunking)
         assert window.stop == 480000 and len(piece) == 480000
     with pytest.raises(ValueError):

@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in this tool reaches a m
 from whisper_ort.core.folder import ALIASES, MODEL_DIR_ENV, VARIANTS, default_model_dir  # noqa: E402  (leaves: pathlib and json only)
 from whisper_ort.study.paths import BENCH_DIR  # noqa: E402
 
-CHUNKINGS = ("silence", "sequential", "strided")  # core/longform.py's, the default first
+CHUNKINGS = ("silence", "sequential", "strided", "vad")  # core/longform.py's, the default first
 DEFAULTS = SimpleNamespace(max_new_tokens=448, chunking="silence")  # == core/decoding.py DecodingOptions() (tests/test_api.py)
 
 

@@ -91,6 +91,8 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
 
     src = Path(onnx_dir).resolve()
     _remove_retired(src, log)
+    from whisper_ort.build.vad import install_vad
+    install_vad(src, log=log)  # Silero VAD for chunking="vad", into the export (both variants read it there)
     dst = variant_dir(src, "mha")
     if _is_current_mha(dst) and _is_built(dst, force, log):
         return dst

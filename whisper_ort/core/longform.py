@@ -9,6 +9,11 @@ then stitched where they overlap, as the pipeline's `_find_longest_common_sequen
 its last 5 s, so a cut rarely falls inside a word. No overlap means no stitching (the
 window texts are joined in order) and a quarter fewer windows for the encoder (12 instead
 of 16 on longbench's 5.3 min file; faster-whisper's sequential 30 s walk decodes 11).
+
+"vad": Silero VAD's speech spans (core/vad.py) merged into windows of at most 30 s, as
+faster-whisper's BatchedInferencePipeline does; a window is its spans joined, without the
+silence between them, which is never decoded. Short files too: no speech, no window.
+Times inside a window map back to the file through its spans (file_time).
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ class Window:
     stop: int  # one past the last sample
     stride_left: int  # samples at the start that overlap the previous window
     stride_right: int  # samples at the end that overlap the next window
+    # vad: the (start, stop) speech spans the window joins; () when it is samples[start:stop]
+    pieces: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def n_samples(self) -> int:
+        """Samples the window holds (its spans' total for vad windows)."""
+        return sum(b - a for a, b in self.pieces) if self.pieces else self.stop - self.start
 
 
 def windows(n_samples: int, chunk_s: float = CHUNK_S, stride_s: float | None = None, sr: int = SAMPLE_RATE) -> list[Window]:
@@ -53,7 +65,7 @@ def windows(n_samples: int, chunk_s: float = CHUNK_S, stride_s: float | None = N
 TAIL_TOLERANCE = 160
 
 
-CHUNKINGS = ("strided", "silence", "sequential")  # sequential: core/sequential.py
+CHUNKINGS = ("strided", "silence", "sequential", "vad")  # sequential: core/sequential.py; vad: core/vad.py
 SEARCH_S = 5.0  # a silence cut is looked for in the last SEARCH_S seconds before the limit
 FRAME_S, HOP_S = 0.100, 0.010  # short-time energy: 100 ms frames every 10 ms
 MIN_TAIL_S = 1.0  # the last window is never shorter: a few samples alone make Whisper hallucinate
@@ -85,9 +97,41 @@ def silence_windows(samples: np.ndarray, chunk_s: float = CHUNK_S, search_s: flo
     return out
 
 
-def split(samples: np.ndarray, chunk_s: float = CHUNK_S, chunking: str = "strided") -> list[tuple[Window, np.ndarray]]:
-    """Short audio is one window; longer audio the pipeline's strided windows or silence-cut ones."""
+def vad_windows(samples: np.ndarray, spans: list[tuple[int, int]], chunk_s: float = CHUNK_S) -> list[tuple[Window, np.ndarray]]:
+    """Speech spans merged into windows of at most chunk_s (core/vad.py merge_spans), each
+    window's samples its spans joined."""
+    from whisper_ort.core.vad import merge_spans
+
+    out = []
+    for group in merge_spans(spans, int(round(chunk_s * SAMPLE_RATE))):
+        piece = np.concatenate([samples[a:b] for a, b in group])[: int(round(chunk_s * SAMPLE_RATE))]
+        out.append((Window(group[0][0], group[-1][1], 0, 0, tuple(group)), piece))
+    return out
+
+
+def file_time(window: Window, t: float, is_end: bool = False) -> float:
+    """A time in seconds inside the window's samples, as seconds in the file. vad windows: in
+    the span that holds it (an end on a boundary stays in the earlier span), as
+    faster-whisper's SpeechTimestampsMap restores times."""
+    if not window.pieces:
+        return window.start / SAMPLE_RATE + t
+    at, before = t * SAMPLE_RATE, 0
+    for a, b in window.pieces[:-1]:
+        if at < before + (b - a) or (is_end and at == before + (b - a)):
+            return (a + at - before) / SAMPLE_RATE
+        before += b - a
+    a, b = window.pieces[-1]
+    return min(a + at - before, b) / SAMPLE_RATE  # a time past the speech (the padding) ends with it
+
+
+def split(samples: np.ndarray, chunk_s: float = CHUNK_S, chunking: str = "strided", vad=None) -> list[tuple[Window, np.ndarray]]:
+    """Short audio is one window; longer audio the pipeline's strided windows or silence-cut
+    ones. chunking="vad", any length: vad(samples) -> speech spans, merged (no speech: [])."""
     chunk = int(chunk_s * SAMPLE_RATE)
+    if chunking == "vad":
+        if vad is None:
+            raise ValueError("chunking='vad' needs a VAD: vad(samples) -> speech spans (Transcriber loads Silero from the model folder)")
+        return vad_windows(samples, vad(samples), chunk_s)
     if len(samples) <= chunk + TAIL_TOLERANCE:
         samples = samples[:chunk]
         return [(Window(0, len(samples), 0, 0), samples)]

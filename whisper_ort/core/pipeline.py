@@ -23,11 +23,20 @@ from whisper_ort.core.decoders import open_sessions
 from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
-from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, join_text_tokens, split, stitch_text_tokens
+from whisper_ort.core.longform import (
+    CHUNKINGS,
+    TAIL_TOLERANCE,
+    Window,
+    file_time,
+    join_text_tokens,
+    split,
+    stitch_text_tokens,
+)
 from whisper_ort.core.options import ModelOptions
 from whisper_ort.core.sequential import transcribe_sequential
 from whisper_ort.core.timing import audio_frames, words_of_window
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
+from whisper_ort.core.vad import VAD_FILE, SileroVad
 
 STAGES = ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_detokenize", "t_total")
 
@@ -86,6 +95,8 @@ class Transcriber:
         self.options = options
         self.variant = resolve_variant(base, options.variant)
         self.model_dir = variant_dir(base, self.variant)
+        self.base_dir = base
+        self._vad: SileroVad | None = None  # loaded on the first chunking="vad"
         self.threads = options.session.threads
         t0 = time.perf_counter()
         self.sessions = open_sessions(self.model_dir, options.session)
@@ -139,7 +150,9 @@ class Transcriber:
 
         if options.chunking == "sequential" and len(samples) > CHUNK_SAMPLES + TAIL_TOLERANCE:
             return self._transcribe_sequential(samples, options, timings, start)
-        pieces = split(samples, chunking="strided" if options.chunking == "sequential" else options.chunking)
+        pieces = split(samples, chunking="strided" if options.chunking == "sequential" else options.chunking, vad=self.speech_spans)
+        if not pieces:  # vad: no speech at all, nothing decoded
+            return self._no_speech(len(samples), options, timings, start)
         window_results = []
         for i in range(0, len(pieces), batch_size):
             batch = pieces[i : i + batch_size]
@@ -149,7 +162,7 @@ class Transcriber:
             t = time.perf_counter()
             states = self.sessions.encode(mel)
             timings["t_encoder"] += time.perf_counter() - t
-            results = decoder.decode(states)
+            results = self._decode_speech(states, options) if options.chunking == "vad" else decoder.decode(states)
             self._add_words(states, [len(p) for _, p in batch], results, options)
             for (window, _), result in zip(batch, results):
                 timings["t_decoder_first"] += result.t_decoder_first * len(batch)
@@ -180,7 +193,7 @@ class Transcriber:
         t = time.perf_counter()
         tok = self.tokenizer
         segments = [Segment(round(s.start, 2), round(s.end, 2), tok.decode(s.tokens), [x for x in s.tokens if x < tok.ids.eot],
-                            words=None if s.words is None else _words(s.words, 0.0))
+                            words=None if s.words is None else _words(s.words, None))
                     for s in result.segments if any(x < tok.ids.eot for x in s.tokens)]
         tokens = [x for s in result.segments for x in s.tokens]
         text = "".join(s.text for s in segments)
@@ -189,6 +202,43 @@ class Transcriber:
         loop = timings["t_decoder_loop"]
         overhead = 100.0 * (loop - result.in_ort) / loop if loop > 0 else None
         return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead)
+
+    def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Silero VAD's speech spans (core/vad.py), from the model folder's silero file (the
+        variant's folder, else the export beside it); loaded once."""
+        if self._vad is None:
+            found = [d / VAD_FILE for d in (self.model_dir, self.base_dir) if (d / VAD_FILE).is_file()]
+            self._vad = SileroVad(found[0] if found else self.base_dir / VAD_FILE)  # none: the error names the file
+        return self._vad.speech(samples)
+
+    def _decode_speech(self, states, options: DecodingOptions) -> list[DecodeResult]:
+        """vad windows: decoded, then openai/whisper's no-speech rule, so a window the VAD took
+        for speech gives no text when Whisper finds none: no-speech probability above
+        no_speech_threshold, unless the average log-probability is above logprob_threshold.
+        Only rows over the no-speech threshold are decoded again for their log-probabilities
+        (every logit each step): speech rarely is, and its windows keep the fast path."""
+        decoder = self.decoder(options)
+        threshold = options.no_speech_threshold
+        results = decoder.decode(states, with_no_speech=threshold is not None)
+        suspect = [i for i, r in enumerate(results) if threshold is not None and r.no_speech_prob > threshold]
+        if suspect and options.logprob_threshold is not None:
+            rows = np.array(suspect)
+            subset = states[rows] if isinstance(states, np.ndarray) else [a[rows] for a in states]
+            again = decoder.decode(subset, with_logprobs=True)  # the same tokens: greedy on every logit
+            extra = sum(r.t_decoder_first + r.t_decoder_loop for r in again) / len(results)
+            for i, r in zip(suspect, again):
+                results[i] = replace(results[i], avg_logprob=r.avg_logprob, sum_logprob=r.sum_logprob)
+            for r in results:
+                r.t_decoder_loop += extra  # the second pass is decoder time too
+            suspect = [i for i in suspect if results[i].avg_logprob < options.logprob_threshold]
+        for i in suspect:
+            results[i] = replace(results[i], tokens=[], flags=[*results[i].flags, "no_speech"])
+        return results
+
+    def _no_speech(self, n_samples: int, options: DecodingOptions, timings: dict, start: float) -> Transcription:
+        """No window to decode (VAD found no speech): no text."""
+        timings["t_total"] = time.perf_counter() - start
+        return Transcription("", [], [], options.language or "en", n_samples / SAMPLE_RATE, timings, 0, ["no_speech"])
 
     # -- the pieces of transcribe() for callers that batch windows of several files (serve/)
 
@@ -199,7 +249,7 @@ class Transcriber:
         row's samples, for word timestamps (None: the whole 30 s holds audio)."""
         options = self._word_options(options)
         states = self.sessions.encode(mel)
-        results = self.decoder(options).decode(states)
+        results = self._decode_speech(states, options) if options.chunking == "vad" else self.decoder(options).decode(states)
         self._add_words(states, n_samples or [CHUNK_SAMPLES] * len(results), results, options)
         return results
 
@@ -222,7 +272,8 @@ class Transcriber:
         start = time.perf_counter()
         if any(np.size(a) == 0 for a in audios):
             raise AudioError("<samples>", "no samples")
-        pieces = [(i, w, p) for i, audio in enumerate(audios) for w, p in split(np.asarray(audio, dtype=np.float32), chunking=options.chunking)]
+        pieces = [(i, w, p) for i, audio in enumerate(audios)
+                  for w, p in split(np.asarray(audio, dtype=np.float32), chunking=options.chunking, vad=self.speech_spans)]
         per_file: list[list] = [[] for _ in audios]
         size = max(1, int(options.batch_size))
         for b in range(0, len(pieces), size):
@@ -230,7 +281,8 @@ class Transcriber:
             results = self.decode_windows(log_mel_batch([p for _, _, p in batch]), options, [len(p) for _, _, p in batch])
             for (i, window, _), result in zip(batch, results):
                 per_file[i].append((window, result))
-        out = [self.assemble(pairs, len(audio) / SAMPLE_RATE, options) for pairs, audio in zip(per_file, audios)]
+        out = [self.assemble(pairs, len(audio) / SAMPLE_RATE, options) if pairs else self._no_speech(len(audio), options, {}, start)
+               for pairs, audio in zip(per_file, audios)]
         for t in out:
             t.timings = {"t_total": time.perf_counter() - start}
         return out
@@ -268,15 +320,16 @@ class Transcriber:
 
         segments, tokens = [], []
         for window, result in window_results:
-            offset = window.start / SAMPLE_RATE
             own_from = window.stride_left / SAMPLE_RATE
-            own_to = (window.stop - window.start - window.stride_right) / SAMPLE_RATE
-            for k, seg in enumerate(timestamp_segments(result.tokens, tok, (window.stop - window.start) / SAMPLE_RATE)):
+            own_to = (window.n_samples - window.stride_right) / SAMPLE_RATE
+            for k, seg in enumerate(timestamp_segments(result.tokens, tok, window.n_samples / SAMPLE_RATE)):
                 # Overlapping windows: keep a segment only in the window whose own span holds its start.
                 if overlapping and not (own_from <= seg.start < own_to):
                     continue
-                words = None if result.word_runs is None else _words(result.word_runs[k], offset)
-                segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens, words=words))
+                words = None if result.word_runs is None else _words(result.word_runs[k], window)
+                # file_time: the window's offset (vad windows: through their speech spans)
+                segments.append(Segment(round(file_time(window, seg.start), 2), round(file_time(window, seg.end, is_end=True), 2), seg.text, seg.tokens,
+                                        words=words))
                 tokens.extend(seg.tokens)
         if len(window_results) == 1:  # one window: every token, timestamps included
             tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
@@ -284,9 +337,13 @@ class Transcriber:
         return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags)
 
 
-def _words(run: list[tuple[str, float, float, float]], offset: float) -> list[Word]:
-    """A run's words (text, start, end, probability) as Word, seconds from the file's start."""
-    return [Word(text, round(start + offset, 2), round(end + offset, 2), prob) for text, start, end, prob in run]
+def _words(run: list[tuple[str, float, float, float]], window: Window | None) -> list[Word]:
+    """A run's words (text, start, end, probability; window-relative) as Word, seconds from
+    the file's start (vad windows: through their speech spans, as the segments); window
+    None: the times are the file's already (sequential decoding)."""
+    if window is None:
+        return [Word(text, round(start, 2), round(end, 2), prob) for text, start, end, prob in run]
+    return [Word(text, round(file_time(window, start), 2), round(file_time(window, end, is_end=True), 2), prob) for text, start, end, prob in run]
 
 
 def timestamp_segments(tokens: list[int], tokenizer: WhisperTokenizer, window_s: float) -> list[Segment]:

@@ -8,6 +8,7 @@ rounds, warm, at the same threads:
 
     whisper_ort, strided windows (the transformers pipeline's), batch 1 and N
     whisper_ort, silence-cut windows, batch 1 and N
+    whisper_ort, Silero VAD windows (--chunkings vad), batch 1 and N
     faster-whisper's sequential transcription (the `faster_whisper` peer)
     faster-whisper's BatchedInferencePipeline, batch N (Silero VAD: the model ships in the wheel)
 
@@ -15,6 +16,10 @@ and scores each text against a proxy reference: the reference transcripts of the
 (hf_generate's, results/reference/inference_per_file.json; pieces missing there are
 transcribed once by the hf_generate peer and kept in piece_references.json), joined in order.
 Writes results/benchmarks/longform/longform.json and .md.
+
+Other files: `--sources '[jl]*' --pause-s 2` builds it from the dev short clips with 2 s of
+digital silence after each; `--only 'batch 8' --chunkings vad silence` runs fewer rows;
+`--model-dir` the whisper_ort folder (chunking="vad" needs Silero in it: `whisper-ort optimize`).
 """
 
 from __future__ import annotations
@@ -39,19 +44,21 @@ REFERENCE = Path(REFERENCE_PATH)
 SR = 16000
 
 
-def build_long_file(audio_dir: str | Path, out: str | Path, minutes: float) -> tuple[Path, list[str], float]:
-    """SOURCES in turn until at least `minutes`, whole pieces only (so the proxy reference is exact).
+def build_long_file(audio_dir: str | Path, out: str | Path, minutes: float, sources=SOURCES, pause_s: float = 0.0) -> tuple[Path, list[str], float]:
+    """sources in turn until at least `minutes`, whole pieces only (so the proxy reference is
+    exact), each followed by pause_s of digital silence.
 
     Returns (path, the pieces in order, duration in seconds)."""
     import soundfile as sf
 
     from whisper_ort.core.audio import load_audio
 
-    pieces = {name: load_audio(Path(audio_dir) / name) for name in SOURCES}
+    pause = np.zeros(int(round(pause_s * SR)), np.float32)
+    pieces = {name: np.concatenate([load_audio(Path(audio_dir) / name), pause]) for name in sources}
     target = int(minutes * 60 * SR)
     order: list[str] = []
     while sum(len(pieces[n]) for n in order) < target:
-        order.append(SOURCES[len(order) % len(SOURCES)])
+        order.append(sources[len(order) % len(sources)])
     samples = np.concatenate([pieces[n] for n in order])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +91,7 @@ def worker(argv: list[str]) -> None:
     if kind == "whisper_ort":
         from whisper_ort.core.pipeline import Transcriber
 
-        t = Transcriber("whisper-base-with-past", threads=threads)
+        t = Transcriber(os.environ.get(MODEL_DIR_ENV, "whisper-base-with-past"), threads=threads)
 
         def once():
             r = t.transcribe(path, batch_size=batch, chunking=chunking)
@@ -151,16 +158,21 @@ def run_worker(kind: str, path: Path, threads: int, batch: int = 1, chunking: st
 
 
 FW_SEQ = "faster_whisper sequential"
+MODEL_DIR_ENV = "LONGBENCH_MODEL_DIR"  # the workers' whisper_ort folder (--model-dir)
 
 
-def settings(batch: int) -> list[tuple[str, str, int, str]]:
-    """(label, kind, batch, chunking) of every row."""
+def settings(batch: int, chunkings=("strided", "silence"), only=None) -> list[tuple[str, str, int, str]]:
+    """(label, kind, batch, chunking) of every row; only: the rows whose label holds one of these."""
     rows = []
-    for chunking in ("strided", "silence"):
+    for chunking in chunkings:
         for b in dict.fromkeys((1, batch)):
             rows.append((f"whisper_ort {chunking} batch {b}", "whisper_ort", b, chunking))
     rows += [(FW_SEQ, "faster_whisper", 1, "-"), (f"faster_whisper BatchedInferencePipeline batch {batch}", "faster_whisper_batched", batch, "-")]
-    return rows
+    return [r for r in rows if not only or any(o in r[0] for o in only)]
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"  # "-": the sequential peer's row was not run
 
 
 def markdown(result: dict) -> str:
@@ -171,10 +183,11 @@ def markdown(result: dict) -> str:
              f"whisper_ort variant {', '.join(result['whisper_ort_variant'])} (auto).", "",
              "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {r['throughput_vs_faster_whisper']:.2f}x | "
+    lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {_ratio(r['throughput_vs_faster_whisper'])} | "
               f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} |" for r in rows]
     lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
               "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
+              "vad = Silero VAD speech merged into windows of at most 30 s (the BatchedInferencePipeline's), openai's no-speech rule on each; "
               "faster-whisper sequential = its 30 s walk, no VAD; BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
               "(silence between them is not decoded).", "",
               f"WER vs proxy: the reference transcripts of the pieces (hf_generate, one file at a time) joined in order, {result['reference_words']} words, "
@@ -197,6 +210,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--output-dir", default=LONGFORM_DIR)
     p.add_argument("--render", action="store_true", help="only rewrite longform.md from longform.json (no runs)")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), help="pieces (names or globs in --audio-dir), in turn")
+    p.add_argument("--pause-s", type=float, default=0.0, help="digital silence after each piece")
+    p.add_argument("--chunkings", nargs="+", default=["strided", "silence"], help="whisper_ort's rows (strided silence vad)")
+    p.add_argument("--only", nargs="+", default=None, help="run only the rows whose label holds one of these")
+    p.add_argument("--model-dir", default=None, help="whisper_ort's model folder (default: whisper-base-with-past)")
     a = p.parse_args(argv)
     out_dir = Path(a.output_dir)
     if a.render:
@@ -205,29 +223,38 @@ def main(argv=None) -> int:
     os.environ["HF_HUB_OFFLINE"] = "1"  # the WER normalizer imports transformers
     from whisper_ort.measure.wer import measures, normalizer_name
 
-    long_file, order, audio_s = build_long_file(a.audio_dir, out_dir / f"long_{a.minutes:g}min.wav", a.minutes)
+    if a.model_dir:
+        os.environ[MODEL_DIR_ENV] = str(Path(a.model_dir).resolve())
+    sources = [p.name for pattern in a.sources for p in sorted(Path(a.audio_dir).glob(pattern))]
+    if not sources:
+        raise SystemExit(f"--sources {' '.join(a.sources)}: no such file in {a.audio_dir}")
+    default = sources == list(SOURCES) and not a.pause_s
+    name = f"long_{a.minutes:g}min.wav" if default else f"long_{a.minutes:g}min_{len(sources)}pieces_pause{a.pause_s:g}s.wav"
+    long_file, order, audio_s = build_long_file(a.audio_dir, out_dir / name, a.minutes, sources, a.pause_s)
     refs = piece_references(a.audio_dir, order, out_dir / "piece_references.json", a.threads)
     reference = " ".join(refs[n].strip() for n in order)
     runs: dict[str, list[dict]] = {}
+    rows_run = settings(a.batch_size, a.chunkings, a.only)
     for rnd in range(a.rounds):
-        for label, kind, batch, chunking in settings(a.batch_size):
+        for label, kind, batch, chunking in rows_run:
             print(f"round {rnd + 1}: {label}", file=sys.stderr, flush=True)
             runs.setdefault(label, []).append(run_worker(kind, long_file, a.threads, batch, chunking))
-    fw_elapsed = float(np.median([r["elapsed_s"] for r in runs[FW_SEQ]]))
+    fw_elapsed = float(np.median([r["elapsed_s"] for r in runs[FW_SEQ]])) if FW_SEQ in runs else None
     rows = []
-    for label, *_ in settings(a.batch_size):
+    for label, *_ in rows_run:
         rs = runs[label]
         elapsed = float(np.median([r["elapsed_s"] for r in rs]))
         m = measures(reference, rs[0]["text"])
         rows.append({"setting": label, "elapsed_s": elapsed, "elapsed_rounds_s": [r["elapsed_s"] for r in rs], "audio_s_per_s": audio_s / elapsed,
-                     "throughput_vs_faster_whisper": fw_elapsed / elapsed, "n_windows": rs[0].get("n_windows"),
+                     "throughput_vs_faster_whisper": fw_elapsed / elapsed if fw_elapsed else None, "n_windows": rs[0].get("n_windows"),
                      "wer": m["wer"], **{k: m[k] for k in ("substitutions", "deletions", "insertions")}, "text": rs[0]["text"]})
     by = {r["setting"]: r for r in rows}
-    identical = {c: by[f"whisper_ort {c} batch {a.batch_size}"]["text"] == by[f"whisper_ort {c} batch 1"]["text"] for c in ("strided", "silence")}
+    identical = {c: by[f"whisper_ort {c} batch {a.batch_size}"]["text"] == by[f"whisper_ort {c} batch 1"]["text"] for c in a.chunkings
+                 if f"whisper_ort {c} batch 1" in by and f"whisper_ort {c} batch {a.batch_size}" in by}
     ref_words = measures(reference, reference)["ref_words"]
     variants = sorted({r["variant"] for rs in runs.values() for r in rs if "variant" in r})
     result = {"file": str(long_file), "whisper_ort_variant": variants, "minutes": a.minutes, "duration_s": audio_s, "pieces": order, "threads": a.threads,
-              "rounds": a.rounds, "batch_size": a.batch_size, "sources": list(SOURCES), "rows": rows,
+              "rounds": a.rounds, "batch_size": a.batch_size, "sources": sources, "pause_s": a.pause_s, "rows": rows,
               "batched_text_identical": identical, "reference_words": ref_words, "normalizer": normalizer_name(),
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_json(out_dir / "longform.json", result)
