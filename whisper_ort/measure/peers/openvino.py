@@ -21,7 +21,6 @@ decoder inference, the first step included: GenAI does not split it off), t_deto
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -42,7 +41,7 @@ def openvino_folder(onnx_dir) -> Path:
 
 def ensure_openvino_model(onnx_dir, log=None) -> Path:
     """Build `whisper-base-openvino/` beside onnx_dir unless it is complete (its stamp written last)."""
-    from whisper_ort.build.export import hf_folder
+    from whisper_ort.build.export import _swap_in, hf_folder
 
     dest = openvino_folder(onnx_dir)
     if (dest / _STAMP).is_file() and all((dest / n).is_file() for n in _FILES):
@@ -62,11 +61,7 @@ def ensure_openvino_model(onnx_dir, log=None) -> Path:
 
         (tmp / _STAMP).write_text(json.dumps({"source": str(hf_dir), "openvino": openvino.__version__, "weights": "fp32"}, indent=2) + "\n")
         tmp.chmod(0o755)
-        if dest.exists():
-            old = dest.with_name(f"{dest.name}.old-{os.getpid()}")
-            dest.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(dest)
+        _swap_in(tmp, dest)  # renames only: no half-built folder at dest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if log:
