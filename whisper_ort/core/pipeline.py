@@ -20,7 +20,7 @@ import numpy as np
 
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
 from whisper_ort.core.decoders import open_sessions
-from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder
+from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder, compression_ratio
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
 from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, join_text_tokens, split, stitch_text_tokens
@@ -176,15 +176,18 @@ class Transcriber:
             timings[key] += value
         t = time.perf_counter()
         tok = self.tokenizer
-        segments = [Segment(round(s.start, 2), round(s.end, 2), tok.decode(s.tokens), [x for x in s.tokens if x < tok.ids.eot])
+        segments = [Segment(round(s.start, 2), round(s.end, 2), tok.decode(s.tokens), [x for x in s.tokens if x < tok.ids.eot],
+                            avg_logprob=s.avg_logprob, compression_ratio=s.compression_ratio, no_speech_prob=s.no_speech_prob, temperature=s.temperature)
                     for s in result.segments if any(x < tok.ids.eot for x in s.tokens)]
+        number_segments(segments)
         tokens = [x for s in result.segments for x in s.tokens]
         text = "".join(s.text for s in segments)
         timings["t_detokenize"] = time.perf_counter() - t
         timings["t_total"] = time.perf_counter() - start
         loop = timings["t_decoder_loop"]
         overhead = 100.0 * (loop - result.in_ort) / loop if loop > 0 else None
-        return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead)
+        return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead,
+                             language_probs=result.language_probs)
 
     # -- the pieces of transcribe() for callers that batch windows of several files (serve/)
 
@@ -236,23 +239,47 @@ class Transcriber:
             else:
                 tokens = stitch_text_tokens([r.tokens for _, r in window_results], tok.ids.eot)
             text = tok.decode(tokens)
-            return Transcription(text, [Segment(0.0, duration_s, text, tokens)], tokens, language, duration_s, {}, len(window_results), flags)
+            segment = Segment(0.0, duration_s, text, tokens)
+            if len(window_results) == 1:  # the window's own figures are the segment's
+                window_fields(segment, window_results[0][1])
+            number_segments([segment])
+            return Transcription(text, [segment], tokens, language, duration_s, {}, len(window_results), flags,
+                                 language_probs=window_results[0][1].language_probs)
 
         segments, tokens = [], []
         for window, result in window_results:
             offset = window.start / SAMPLE_RATE
+            ratio = compression_ratio(tok.decode(result.tokens))  # the window's, as openai/whisper's segments carry
             own_from = window.stride_left / SAMPLE_RATE
             own_to = (window.stop - window.start - window.stride_right) / SAMPLE_RATE
             for seg in timestamp_segments(result.tokens, tok, (window.stop - window.start) / SAMPLE_RATE):
                 # Overlapping windows: keep a segment only in the window whose own span holds its start.
                 if overlapping and not (own_from <= seg.start < own_to):
                     continue
-                segments.append(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens))
+                segments.append(window_fields(Segment(round(seg.start + offset, 2), round(seg.end + offset, 2), seg.text, seg.tokens), result, ratio))
                 tokens.extend(seg.tokens)
         if len(window_results) == 1:  # one window: every token, timestamps included
             tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
         text = "".join(s.text for s in segments)
-        return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags)
+        number_segments(segments)
+        return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags,
+                             language_probs=window_results[0][1].language_probs)
+
+
+def window_fields(segment: Segment, result: DecodeResult, ratio: float | None = None) -> Segment:
+    """A segment takes its window's decode figures (openai/whisper's: one per window);
+    greedy windows are decoded at temperature 0."""
+    segment.avg_logprob, segment.no_speech_prob, segment.temperature = result.avg_logprob, result.no_speech_prob, 0.0
+    segment.compression_ratio = ratio
+    return segment
+
+
+def number_segments(segments: list[Segment]) -> None:
+    """ids 0..n-1 over the file; a segment without its window's compression ratio gets its own text's."""
+    for i, segment in enumerate(segments):
+        segment.id = i
+        if segment.compression_ratio is None:
+            segment.compression_ratio = compression_ratio(segment.text)
 
 
 def timestamp_segments(tokens: list[int], tokenizer: WhisperTokenizer, window_s: float) -> list[Segment]:
