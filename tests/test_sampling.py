@@ -9,7 +9,7 @@ import pytest
 from whisper_ort.core.audio import load_audio
 from whisper_ort.core.decoding import DecodingOptions, SuppressAtBegin, SuppressTokens
 from whisper_ort.core.features import log_mel_batch
-from whisper_ort.core.sequential import decode_window, rank_score
+from whisper_ort.core.sequential import decode_best, rank_score
 
 SR = 16000
 
@@ -92,7 +92,7 @@ def test_best_of_keeps_the_best_sample_and_is_deterministic(transcriber, audio_d
     decoder = transcriber.decoder(options)
 
     def pick(seed):
-        return decode_window(decoder, states, None, 0.8, np.random.default_rng(seed), options, False, False)
+        return decode_best(decoder, states, None, 0.8, np.random.default_rng(seed), options)[0]
 
     a, b = pick(7), pick(7)
     assert a.tokens == b.tokens and a.sum_logprob == b.sum_logprob
@@ -101,8 +101,17 @@ def test_best_of_keeps_the_best_sample_and_is_deterministic(transcriber, audio_d
     assert a.tokens == max(samples, key=lambda r: rank_score(r, None)).tokens
     assert len({tuple(s.tokens) for s in samples}) > 1, "at 0.8 the samples should differ"
     # at temperature 0 best_of does not apply: one greedy decode
-    greedy = decode_window(decoder, states, None, 0.0, np.random.default_rng(7), options, False, False)
+    greedy = decode_best(decoder, states, None, 0.0, np.random.default_rng(7), options)[0]
     assert greedy.tokens == transcriber.decoder(options).decode(states)[0].tokens
+
+
+def test_short_files_sample_at_one_temperature(transcriber, audio_dir):
+    """Outside the sequential loop: the first temperature, best_of samples, the seed's pick."""
+    path = audio_dir / "lj_LJ001-0004.wav"
+    a = transcriber.transcribe(path, temperature=0.8, best_of=2, seed=3)
+    assert a.tokens == transcriber.transcribe(path, temperature=0.8, best_of=2, seed=3).tokens
+    assert a.segments[0].temperature == 0.8 and a.segments[0].avg_logprob < 0  # best_of ranks on log-probabilities
+    assert transcriber.transcribe(path, temperature=(0.0, 0.8)).tokens == transcriber.transcribe(path).tokens  # 0 first: greedy
 
 
 def test_segments_carry_openai_fields(transcriber, audio_dir):

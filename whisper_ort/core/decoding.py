@@ -104,6 +104,7 @@ class DecodeResult:
     avg_logprob: float | None = None  # sum_logprob / (tokens + 1)
     no_speech_prob: float | None = None  # softmax at <|startoftranscript|> of <|nospeech|> (with_no_speech)
     language_probs: dict[str, float] | None = None  # language detected: softmax over the language tokens
+    temperature: float = 0.0  # of the sampling; 0: greedy
 
 
 # ---------------------------------------------------------------- logit filters
@@ -363,6 +364,7 @@ class GreedyDecoder:
                     avg_logprob=None if sum_logprob is None else float(sum_logprob[row] / (len(tokens[row]) + 1)),
                     no_speech_prob=None if no_speech is None else float(no_speech[row]),
                     language_probs=lang_probs[row],
+                    temperature=float(temperature),
                 )
             )
         return results

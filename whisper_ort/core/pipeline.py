@@ -25,7 +25,7 @@ from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
 from whisper_ort.core.longform import CHUNKINGS, TAIL_TOLERANCE, Window, join_text_tokens, split, stitch_text_tokens
 from whisper_ort.core.options import ModelOptions
-from whisper_ort.core.sequential import transcribe_sequential
+from whisper_ort.core.sequential import _temperatures, decode_best, transcribe_sequential
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
 
 STAGES = ("t_load_audio", "t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_detokenize", "t_total")
@@ -138,6 +138,7 @@ class Transcriber:
         if options.chunking == "sequential" and len(samples) > CHUNK_SAMPLES + TAIL_TOLERANCE:
             return self._transcribe_sequential(samples, options, timings, start)
         pieces = split(samples, chunking="strided" if options.chunking == "sequential" else options.chunking)
+        rng = np.random.default_rng(options.seed)
         window_results = []
         for i in range(0, len(pieces), batch_size):
             batch = pieces[i : i + batch_size]
@@ -147,7 +148,7 @@ class Transcriber:
             t = time.perf_counter()
             states = self.sessions.encode(mel)
             timings["t_encoder"] += time.perf_counter() - t
-            results = decoder.decode(states)
+            results = decode_plain(decoder, states, options, rng)
             for (window, _), result in zip(batch, results):
                 timings["t_decoder_first"] += result.t_decoder_first * len(batch)
                 timings["t_decoder_loop"] += result.t_decoder_loop * len(batch)
@@ -266,10 +267,19 @@ class Transcriber:
                              language_probs=window_results[0][1].language_probs)
 
 
+def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng) -> list[DecodeResult]:
+    """Windows outside the sequential loop: greedy, or sampled at the first temperature when
+    it is above 0 (best_of samples each). Only the sequential loop falls back to the next."""
+    temperature = _temperatures(options)[0]
+    if temperature <= 0:
+        return decoder.decode(states)
+    return decode_best(decoder, states, None, temperature, rng, options)
+
+
 def window_fields(segment: Segment, result: DecodeResult, ratio: float | None = None) -> Segment:
-    """A segment takes its window's decode figures (openai/whisper's: one per window);
-    greedy windows are decoded at temperature 0."""
-    segment.avg_logprob, segment.no_speech_prob, segment.temperature = result.avg_logprob, result.no_speech_prob, 0.0
+    """A segment takes its window's decode figures (openai/whisper's: one per window)."""
+    segment.avg_logprob, segment.no_speech_prob = result.avg_logprob, result.no_speech_prob
+    segment.temperature = result.temperature
     segment.compression_ratio = ratio
     return segment
 

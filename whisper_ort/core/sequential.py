@@ -114,20 +114,26 @@ def rank_score(result: DecodeResult, length_penalty: float | None) -> float:
     return result.sum_logprob / max(penalty, 1)
 
 
-def decode_window(decoder: GreedyDecoder, states, prefix, temperature: float, rng, options: DecodingOptions,
-                  with_no_speech: bool, with_logprobs: bool) -> DecodeResult:
-    """One window at one temperature; above 0 with best_of, the best of that many samples
-    (rank_score), one after another from the same generator: the same seed, the same pick."""
+def decode_best(decoder: GreedyDecoder, states, prefix, temperature: float, rng, options: DecodingOptions,
+                with_no_speech: bool = False, with_logprobs: bool = False) -> list[DecodeResult]:
+    """A batch of windows at one temperature, one result per row; above 0 with best_of,
+    each row's best of that many samples (rank_score), drawn one batch after another from
+    the same generator: the same seed, the same pick."""
     n = (options.best_of or 1) if temperature > 0 else 1
-    results = [decoder.decode(states, prefix=prefix, temperature=temperature, rng=rng, with_no_speech=with_no_speech,
-                              with_logprobs=with_logprobs or n > 1)[0] for _ in range(n)]
-    best = max(results, key=lambda r: rank_score(r, options.length_penalty)) if n > 1 else results[0]
-    for r in results:  # every sample's time was spent
-        if r is not best:
-            best.t_decoder_first += r.t_decoder_first
-            best.t_decoder_loop += r.t_decoder_loop
-            best.t_loop_in_ort += r.t_loop_in_ort
-    return best
+    runs = [decoder.decode(states, prefix=prefix, temperature=temperature, rng=rng, with_no_speech=with_no_speech,
+                           with_logprobs=with_logprobs or n > 1) for _ in range(n)]
+    if n == 1:
+        return runs[0]
+    out = []
+    for row in zip(*runs):
+        best = max(row, key=lambda r: rank_score(r, options.length_penalty))
+        for r in row:  # every sample's time was spent
+            if r is not best:
+                best.t_decoder_first += r.t_decoder_first
+                best.t_decoder_loop += r.t_decoder_loop
+                best.t_loop_in_ort += r.t_loop_in_ort
+        out.append(best)
+    return out
 
 
 def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOptions) -> SequentialResult:
@@ -163,7 +169,7 @@ def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOpt
         windows += 1
         prefix = [prev_sot, *context[-(MAX_POSITIONS // 2 - 1) :]] if context else None
         for temperature in temperatures:
-            result = decode_window(decoder, states, prefix, temperature, rng, options, with_no_speech, with_logprobs)
+            result = decode_best(decoder, states, prefix, temperature, rng, options, with_no_speech, with_logprobs)[0]
             timings["t_decoder_first"] += result.t_decoder_first
             timings["t_decoder_loop"] += result.t_decoder_loop
             in_ort += result.t_loop_in_ort
