@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ def test_library_and_cli_defaults_agree():
 
     args = build_parser("transcribe").parse_args(["transcribe", "x.wav"])
     assert model_options(args) == ModelOptions()
-    assert decoding_options(args) == DecodingOptions()
+    assert decoding_options(args) == replace(DecodingOptions(), language=None)  # the command detects, as openai/whisper's
+    bench = build_parser("bench").parse_args(["bench"])
+    assert model_options(bench) == ModelOptions() and decoding_options(bench) == DecodingOptions()  # the study's: English
     assert not SessionConfig().shared_pool  # the global pool would break other libraries' sessions in the process
 
 

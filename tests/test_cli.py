@@ -166,3 +166,87 @@ def test_output_names_stay_in_the_output_folder(tmp_path):
     for name in ("../../etc/passwd", "..", "-rf", "a b.wav", "ünï.wav", "/abs/x.wav"):
         path = safe_output_path(tmp_path, name, ".transcript.txt")
         assert path.parent == tmp_path.resolve()
+
+
+# ---------------------------------------------------------------- openai/whisper's flag names, groups, formats
+
+OPENAI_FORMS = [
+    ("--beam_size", "--beam-size", "5"), ("--best_of", "--best-of", "3"), ("--patience", "--patience", "2"),
+    ("--length_penalty", "--length-penalty", "0.5"), ("--initial_prompt", "--initial-prompt", "Hello."),
+    ("--temperature_increment_on_fallback", "--temperature-increment-on-fallback", "0.25"),
+    ("--no_speech_threshold", "--no-speech-threshold", "0.5"), ("--logprob_threshold", "--logprob-threshold", "None"),
+    ("--compression_ratio_threshold", "--compression-ratio-threshold", "2.0"), ("--suppress_tokens=-1,11", "--suppress-tokens=-1,11", None),
+    ("--language", "--language", "de"), ("--task", "--task", "translate"), ("--max_new_tokens", "--max-new-tokens", "64"),
+]
+
+
+def _options(*argv):
+    from whisper_ort.cli import build_parser, decoding_options
+
+    return decoding_options(build_parser("transcribe").parse_args(["transcribe", "x.wav", *argv]))
+
+
+def test_underscore_and_dash_forms_give_the_same_options():
+    from whisper_ort.core.decoding import DecodingOptions
+
+    under = [a for u, _, v in OPENAI_FORMS for a in ((u, v) if v is not None else (u,))]
+    dash = [a for _, d, v in OPENAI_FORMS for a in ((d, v) if v is not None else (d,))]
+    got = _options(*under, "--condition_on_previous_text", "True", "--word_timestamps", "True")
+    assert got == _options(*dash, "--condition-on-previous-text", "--word-timestamps")
+    assert got != DecodingOptions()
+    assert (got.beam_size, got.best_of, got.patience, got.length_penalty, got.logprob_threshold) == (5, 3, 2.0, 0.5, None)
+    assert got.temperature == (0.0, 0.25, 0.5, 0.75, 1.0)  # openai/whisper's fallback list from one temperature
+    assert got.suppress_tokens == (-1, 11) and got.language == "de" and got.task == "translate"
+    assert got.condition_on_previous_text and got.word_timestamps and got.initial_prompt == "Hello."
+    assert not _options("--condition_on_previous_text", "False").condition_on_previous_text
+    assert _options("--suppress_tokens", "").suppress_tokens == () and _options("--temperature", "0.2", "0.6").temperature == (0.2, 0.6)
+    assert _options().language is None and _options("--language", "auto").language is None
+
+
+def test_help_groups_the_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["transcribe", "--help"])
+    text = capsys.readouterr().out
+    heads = [text.index(h) for h in ("\noutput:", "\nONNX Runtime:", "\ndecoding:")]
+    assert heads == sorted(heads)
+    runtime = text[heads[1] : heads[2]]
+    decoding = text[heads[2] :]
+    assert "--threads" in runtime and "--inter-threads" in runtime and "--beam" not in runtime
+    assert "--beam-size BEAM_SIZE, --beam_size BEAM_SIZE" in decoding and "--threads" not in decoding
+    assert "--output_format" in text[heads[0] : heads[1]] and "--highlight_words" in text[heads[0] : heads[1]]
+
+
+def test_transcribe_output_format_all_writes_each_parsed(tmp_path, audio_dir, model_dir, capsys):
+    import csv
+
+    import srt
+    import webvtt
+
+    argv = ["transcribe", str(audio_dir / "jfk.flac"), "--onnx-dir", str(model_dir), "--output_format", "all", "--output_dir", str(tmp_path), "--per-session-threads"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == JFK_TEXT
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"jfk.flac.{f}" for f in ("txt", "vtt", "srt", "tsv", "json"))
+    assert (tmp_path / "jfk.flac.txt").read_text().strip() == JFK_TEXT
+    subs = list(srt.parse((tmp_path / "jfk.flac.srt").read_text()))
+    vtt = webvtt.read(str(tmp_path / "jfk.flac.vtt"))
+    rows = list(csv.reader((tmp_path / "jfk.flac.tsv").open(encoding="utf-8"), delimiter="\t"))
+    data = json.loads((tmp_path / "jfk.flac.json").read_text())
+    assert " ".join(s.content for s in subs) == " ".join(c.text for c in vtt) == " ".join(r[2] for r in rows[1:]) == JFK_TEXT
+    assert rows[0] == ["start", "end", "text"] and all(int(r[0]) <= int(r[1]) for r in rows[1:])
+    assert [s.start.total_seconds() * 1000 for s in subs] == [int(r[0]) for r in rows[1:]]
+    # the command detects the language (no --language): openai/whisper's json, the probabilities beside it
+    assert data["language"] == "en" and max(data["language_probs"], key=data["language_probs"].get) == "en"
+    assert [s["id"] for s in data["segments"]] == list(range(len(subs)))
+    assert all(s["compression_ratio"] > 0 and s["temperature"] == 0.0 and "words" not in s for s in data["segments"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--output_format", "docx"], "invalid choice: 'docx'"),
+    (["--suppress_tokens", "abc"], "'abc' is not a token id"),
+    (["--suppress_tokens=99999999"], "suppress_tokens: 99999999 is not a token id"),
+    (["--condition_on_previous_text", "maybe"], "expected True or False"),
+])
+def test_bad_cli_values_are_one_clear_line(argv, message, audio_dir, model_dir):
+    proc = run_cli("transcribe", audio_dir / "jfk.flac", "--onnx-dir", model_dir, *argv)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -18,14 +18,25 @@ from whisper_ort.core.folder import ALIASES, MODEL_DIR_ENV, VARIANTS, default_mo
 from whisper_ort.study.paths import BENCH_DIR  # noqa: E402
 
 CHUNKINGS = ("silence", "sequential", "strided", "vad")  # core/longform.py's, the default first
-DEFAULTS = SimpleNamespace(max_new_tokens=448, chunking="silence")  # == core/decoding.py DecodingOptions() (tests/test_api.py)
+# == core/decoding.py DecodingOptions() (tests/test_api.py); not imported from there: it brings numpy and ONNX Runtime
+DEFAULTS = SimpleNamespace(max_new_tokens=448, chunking="silence", best_of=None, beam_size=None, patience=None, length_penalty=None,
+                           suppress_tokens=(-1,), compression_ratio_threshold=2.4, logprob_threshold=-1.0, no_speech_threshold=0.6,
+                           prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、")
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, language: str | None = "en") -> None:
+    """The flags of the commands that run the model: ONNX Runtime's, then the decoding's."""
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    _runtime_args(p.add_argument_group("ONNX Runtime", "the model folder, its variant and how ONNX Runtime runs it"))
+    _decoding_args(p.add_argument_group("decoding", "per call: language, task, long audio, sampling (openai/whisper's underscore names are accepted too)"), language)
+
+
+def _runtime_args(p) -> None:
     p.add_argument("--onnx-dir", "--model-dir", dest="onnx_dir", default=None,
                    help=f"exported model folder (default: ${MODEL_DIR_ENV}, else ./whisper-base-with-past, else the one `make model` fills)")
     p.add_argument("--tokenizer-json", default=None, help="tokenizer.json to use instead of the model folder's")
+    p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS, *ALIASES],
+                   help="model variant: auto = mha when built, else the export; export = optimum's export as is; mha = the fast one, built by `whisper-ort optimize`: an encoder that also projects cross K/V and our own decoder graph with bounded logits")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads (default: %(default)s)")
     p.add_argument("--inter-threads", type=int, default=1, help="inter-op threads (default: %(default)s)")
     p.add_argument("--graph-opt", default="all", choices=["disable", "basic", "extended", "all"], help="graph optimization level")
@@ -38,9 +49,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help=argparse.SUPPRESS)  # the default; kept for older command lines
     p.add_argument("--shared-arena", action="store_true", help="one memory arena for all sessions (with the shared pool; measured slower per token)")
     p.add_argument("--full-logits", action="store_true", help="compute every FP32 logit each step (mha variant: not only the bounded ones that can be the argmax)")
-    p.add_argument("--language", default="en", help="language code, or 'auto' to detect it (default: %(default)s)")
+
+
+def _decoding_args(p, language: str | None) -> None:
+    shown = "detect" if language is None else language
+    p.add_argument("--language", default=language, help=f"language code, or 'auto' / 'None' to detect it (default: {shown})")
     p.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
-    p.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens, help="tokens per 30 s window at most; the decoder has 448 positions, the prompt takes 3-4 (default: %(default)s)")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=DEFAULTS.max_new_tokens,
+                   help="tokens per 30 s window at most; the decoder has 448 positions, the prompt takes 3-4 (default: %(default)s)")
     p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
     p.add_argument("--chunking", default=DEFAULTS.chunking, choices=list(CHUNKINGS),
@@ -48,10 +64,95 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "sequential = openai/whisper's transcribe loop with timestamps (transformers' long-form generate, token for token); "
                         "strided = the transformers pipeline's overlapping 30 s windows every 20 s, stitched (its text exactly)")
     p.add_argument("--temperature", type=float, nargs="+", default=None, help="sequential: temperatures tried in turn while a window fails the thresholds (default: 0)")
-    p.add_argument("--condition-on-previous-text", action="store_true", help="sequential: each window's prompt holds the text before it")
-    p.add_argument("--initial-prompt", default=None, help="sequential: text put before the first window's prompt")
-    p.add_argument("--variant", default="auto", choices=["auto", *VARIANTS, *ALIASES],
-                   help="model variant: auto = mha when built, else the export; export = optimum's export as is; mha = the fast one, built by `whisper-ort optimize`: an encoder that also projects cross K/V and our own decoder graph with bounded logits")
+    p.add_argument("--temperature-increment-on-fallback", "--temperature_increment_on_fallback", dest="temperature_increment", type=_optional_float, default=None,
+                   help="with one --temperature t: try t, t+inc, ... up to 1.0 (openai/whisper's; its default 0.2, ours None: no fallback)")
+    p.add_argument("--seed", type=int, default=0, help="of the sampling at temperatures above 0 (default: %(default)s)")
+    p.add_argument("--best-of", "--best_of", dest="best_of", type=_optional_int, default=DEFAULTS.best_of, help="sampling at temperature > 0: the best of this many samples")
+    p.add_argument("--beam-size", "--beam_size", dest="beam_size", type=_optional_int, default=DEFAULTS.beam_size, help="beam search with this many beams at temperature 0")
+    p.add_argument("--patience", type=_optional_float, default=DEFAULTS.patience, help="beam search: stop after beam_size * patience finished hypotheses")
+    p.add_argument("--length-penalty", "--length_penalty", dest="length_penalty", type=_optional_float, default=DEFAULTS.length_penalty,
+                   help="ranking exponent of the length (default: the sum of log-probabilities over the length)")
+    p.add_argument("--suppress-tokens", "--suppress_tokens", dest="suppress_tokens", type=_token_ids, default=DEFAULTS.suppress_tokens,
+                   help="token ids never produced, comma separated: -1 = the model's list (the default), '' = none")
+    p.add_argument("--no-suppress-blank", dest="suppress_blank", action="store_false", help="allow a blank as the first token")
+    p.add_argument("--condition-on-previous-text", dest="condition_on_previous_text", action="store_true", help="sequential: each window's prompt holds the text before it")
+    p.add_argument("--condition_on_previous_text", dest="condition_on_previous_text", type=_bool, metavar="True|False", default=argparse.SUPPRESS, help="the same, openai/whisper's form")
+    p.add_argument("--initial-prompt", "--initial_prompt", dest="initial_prompt", default=None, help="sequential: text put before the first window's prompt")
+    p.add_argument("--compression-ratio-threshold", "--compression_ratio_threshold", dest="compression_ratio_threshold", type=_optional_float,
+                   default=DEFAULTS.compression_ratio_threshold, help="above: a loop (flagged; sequential falls back); None: off (default: %(default)s)")
+    p.add_argument("--logprob-threshold", "--logprob_threshold", dest="logprob_threshold", type=_optional_float, default=DEFAULTS.logprob_threshold,
+                   help="sequential: average log-probability below: fall back; None: off (default: %(default)s)")
+    p.add_argument("--no-speech-threshold", "--no_speech_threshold", dest="no_speech_threshold", type=_optional_float, default=DEFAULTS.no_speech_threshold,
+                   help="sequential: no-speech probability above (and the log-probability below its threshold): silence; None: off (default: %(default)s)")
+    p.add_argument("--word-timestamps", dest="word_timestamps", action="store_true", help="word-level timestamps (cross-attention alignment)")
+    p.add_argument("--word_timestamps", dest="word_timestamps", type=_bool, metavar="True|False", default=argparse.SUPPRESS, help="the same, openai/whisper's form")
+    p.add_argument("--prepend-punctuations", "--prepend_punctuations", dest="prepend_punctuations", default=DEFAULTS.prepend_punctuations,
+                   help="word timestamps: merged into the next word")
+    p.add_argument("--append-punctuations", "--append_punctuations", dest="append_punctuations", default=DEFAULTS.append_punctuations,
+                   help="word timestamps: merged into the previous word")
+
+
+def _output_args(p) -> None:
+    from whisper_ort.core.writers import ALL, FORMATS
+
+    p.add_argument("--output-format", "--output_format", "--format", "-f", dest="format", choices=[*FORMATS, ALL], default=None,
+                   metavar="FORMAT", help=f"write FILE.<format>: {', '.join(FORMATS)}, or {ALL} for each (default: print only)")
+    p.add_argument("--output-dir", "--output_dir", "-o", dest="output_dir", default=None, help="where the formats are written (default: beside each audio file)")
+    p.add_argument("--highlight-words", dest="highlight_words", action="store_true", help="srt/vtt with word timestamps: a cue per word, underlined")
+    p.add_argument("--highlight_words", dest="highlight_words", type=_bool, metavar="True|False", default=argparse.SUPPRESS, help="the same, openai/whisper's form")
+    p.add_argument("--max-line-width", "--max_line_width", dest="max_line_width", type=_optional_int, default=None,
+                   help="srt/vtt with word timestamps: characters per line (with --max-line-count: cues cut to fit)")
+    p.add_argument("--max-line-count", "--max_line_count", dest="max_line_count", type=_optional_int, default=None, help="srt/vtt with word timestamps: lines per cue")
+
+
+# ---------------------------------------------------------------- value types (argparse names the flag on error)
+
+
+def _bool(text: str) -> bool:
+    """openai/whisper's str2bool, any case."""
+    value = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected True or False, not {text!r}")
+    return value
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.strip().lower() == "none" else float(text)
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.strip().lower() == "none" else int(text)
+
+
+def _token_ids(text: str) -> tuple[int, ...]:
+    """"-1" (the model's list), "-1,123", "123,456", or "" (nothing suppressed)."""
+    ids = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        try:
+            ids.append(int(item))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not a token id (use -1 or ids separated by commas)") from None
+        if ids[-1] < -1:
+            raise argparse.ArgumentTypeError(f"{item} is not a token id (use -1 or ids separated by commas)")
+    return tuple(ids)
+
+
+def _temperatures(args):
+    """--temperature's value(s), or openai/whisper's t, t+inc, ... 1.0 with an increment."""
+    temps, inc = args.temperature, getattr(args, "temperature_increment", None)
+    if inc is None:
+        return None if not temps else (tuple(temps) if len(temps) > 1 else temps[0])
+    if temps and len(temps) > 1:
+        raise ValueError("--temperature_increment_on_fallback takes one --temperature, the first")
+    if inc <= 0:
+        raise ValueError(f"--temperature_increment_on_fallback must be above 0, not {inc}")
+    first = temps[0] if temps else 0.0
+    out = [first]
+    while out[-1] + inc <= 1.0 + 1e-6:
+        out.append(round(out[-1] + inc, 6))
+    return tuple(out)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -78,11 +179,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--decode-cpus", type=float, default=0.0, help="CPUs a decode task reserves (default 0: it runs beside the actors)")
     _model_args(p)
 
-    p = sub.add_parser("transcribe", help="print the text of audio files, or write txt/srt/vtt/json")
+    p = sub.add_parser("transcribe", help="print the text of audio files, or write txt/vtt/srt/tsv/json (all: each)")
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default=None, help="write FILE.<format> (default: print only)")
-    p.add_argument("--output-dir", default=None, help="where --format writes (default: beside each audio file)")
-    _model_args(p)
+    _output_args(p.add_argument_group("output"))
+    _model_args(p, language=None)  # detects the language, as openai/whisper's command does
 
     p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (/v1/audio/transcriptions) that batches concurrent requests")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
@@ -135,10 +235,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _transcribe(args) -> int:
     from whisper_ort.core.audio import AudioError
-    from whisper_ort.core.writers import write_transcript
+    from whisper_ort.core.writers import write_transcripts
 
     transcriber = _transcriber(args)
-    options = decoding_options(args, timestamps=args.timestamps or args.format in ("srt", "vtt"))
+    options = decoding_options(args, timestamps=args.timestamps or args.format in ("srt", "vtt", "tsv", "all"))
+    subtitle = {"highlight_words": bool(args.highlight_words), "max_line_width": args.max_line_width, "max_line_count": args.max_line_count}
     failed = 0
     for path in args.files:
         try:
@@ -149,8 +250,8 @@ def _transcribe(args) -> int:
             continue
         if args.format:
             out_dir = Path(args.output_dir) if args.output_dir else path.parent
-            out = write_transcript(result, out_dir / f"{path.name}.{args.format}", args.format)
-            print(f"{path}: wrote {out}", file=sys.stderr)
+            for out in write_transcripts(result, out_dir, path.name, args.format, **subtitle):
+                print(f"{path}: wrote {out}", file=sys.stderr)
         if len(args.files) > 1:
             print(f"{path}: {result.text.strip()}")
         else:
@@ -173,11 +274,16 @@ def decoding_options(args, **changes):
     """The DecodingOptions of the decoding flags."""
     from whisper_ort.core.decoding import DecodingOptions
 
-    fields = {"language": None if args.language in (None, "auto") else args.language, "task": args.task, "timestamps": args.timestamps,
+    fields = {"language": None if args.language in (None, "auto", "None") else args.language, "task": args.task, "timestamps": args.timestamps,
               "max_new_tokens": args.max_new_tokens, "full_logits": args.full_logits, "chunking": args.chunking, "batch_size": args.batch_size,
               "condition_on_previous_text": args.condition_on_previous_text, "initial_prompt": args.initial_prompt}
-    if args.temperature:
-        fields["temperature"] = tuple(args.temperature) if len(args.temperature) > 1 else args.temperature[0]
+    # straight into DecodingOptions (beam search and word timing are their own modules')
+    for name in ("seed", "best_of", "beam_size", "patience", "length_penalty", "suppress_tokens", "suppress_blank", "compression_ratio_threshold",
+                 "logprob_threshold", "no_speech_threshold", "word_timestamps", "prepend_punctuations", "append_punctuations"):
+        fields[name] = getattr(args, name)
+    temperature = _temperatures(args)
+    if temperature is not None:
+        fields["temperature"] = temperature
     return DecodingOptions(**{**fields, **changes})
 
 

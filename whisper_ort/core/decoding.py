@@ -106,6 +106,8 @@ class DecodeResult:
     # word_timestamps: per run of text tokens (one per timestamp segment), its words as
     # (text, start, end, probability), seconds from the window's start (core/timing.py)
     word_runs: list[list[tuple[str, float, float, float]]] | None = None
+    language_probs: dict[str, float] | None = None  # language detected: softmax over the language tokens
+    temperature: float = 0.0  # of the sampling; 0: greedy
 
 
 # ---------------------------------------------------------------- logit filters
@@ -172,6 +174,22 @@ class TimestampRules:
                 logits[row, : self.begin] = NEG_INF
 
 
+def suppress_token_ids(requested, model_list, vocab_size: int) -> list[int]:
+    """The ids DecodingOptions.suppress_tokens stands for: -1 = the model's own list
+    (generation_config.json), other ids added to it; empty = suppress nothing."""
+    ids = set()
+    for t in requested:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
+            raise ValueError(f"suppress_tokens: {t!r} is not a token id")
+        if t == -1:
+            ids.update(int(x) for x in model_list)
+        elif 0 <= t < vocab_size:
+            ids.add(int(t))
+        else:
+            raise ValueError(f"suppress_tokens: {t} is not a token id (-1, or 0..{vocab_size - 1})")
+    return sorted(ids)
+
+
 # ---------------------------------------------------------------- repetition
 
 
@@ -207,7 +225,12 @@ class GreedyDecoder:
         self.tokenizer = tokenizer
         self.options = options
         self.language_id = tokenizer.language_id(options.language) if options.language else None
-        self.filters = [SuppressTokens(gen["suppress_tokens"], sessions.vocab_size), SuppressAtBegin(gen["begin_suppress_tokens"])]
+        self.filters = []
+        suppress = suppress_token_ids(options.suppress_tokens, gen["suppress_tokens"], sessions.vocab_size)
+        if suppress:
+            self.filters.append(SuppressTokens(suppress, sessions.vocab_size))
+        if options.suppress_blank:
+            self.filters.append(SuppressAtBegin(gen["begin_suppress_tokens"]))
         if options.timestamps:
             self.filters.append(TimestampRules(tokenizer, options.max_initial_timestamp_index))
         lang_ids = np.array(sorted(tokenizer.ids.lang_to_id.values()), dtype=np.int64)
@@ -233,10 +256,20 @@ class GreedyDecoder:
 
     def detect_language(self, encoder_states: np.ndarray) -> list[int]:
         """One step on <|startoftranscript|>; the likeliest language token per row."""
-        sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
-        logits, _, _ = self.sessions.first_step(sot, encoder_states)
-        scores = logits.columns(self.lang_ids) if isinstance(logits, BoundedLogits) else logits[:, self.lang_ids]
-        return [int(self.lang_ids[i]) for i in np.argmax(scores, axis=-1)]
+        return self.language_scores(encoder_states)[0]
+
+    def language_scores(self, encoder_states, sot_logits: np.ndarray | None = None) -> tuple[list[int], list[dict[str, float]]]:
+        """The likeliest language token per row, and each row's softmax over the language
+        tokens at <|startoftranscript|> (openai/whisper's detect_language), code -> probability."""
+        if sot_logits is None:
+            sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
+            logits, _, _ = self.sessions.first_step(sot, encoder_states)
+            scores = logits.columns(self.lang_ids) if isinstance(logits, BoundedLogits) else logits[:, self.lang_ids]
+        else:
+            scores = sot_logits[:, self.lang_ids]
+        probs = np.exp(_log_softmax(np.asarray(scores, dtype=np.float64)))
+        codes = [self.tokenizer.id_to_lang[int(t)] for t in self.lang_ids]
+        return [int(self.lang_ids[i]) for i in np.argmax(scores, axis=-1)], [dict(zip(codes, map(float, row))) for row in probs]
 
     def decode(self, encoder_states: np.ndarray, prefix: list[int] | None = None, temperature: float = 0.0,
                rng: np.random.Generator | None = None, with_no_speech: bool = False, with_logprobs: bool = False) -> list[DecodeResult]:
@@ -250,12 +283,11 @@ class GreedyDecoder:
         if with_no_speech:
             sot_logits = self._sot_logits(encoder_states)
             no_speech = _softmax_column(sot_logits, self.tokenizer.ids.no_speech)
+        lang_probs = [None] * batch
         if self.language_id is not None:
             lang_ids = [self.language_id] * batch
-        elif with_no_speech:
-            lang_ids = [int(self.lang_ids[i]) for i in np.argmax(sot_logits[:, self.lang_ids], axis=-1)]
         else:
-            lang_ids = self.detect_language(encoder_states)
+            lang_ids, lang_probs = self.language_scores(encoder_states, sot_logits if with_no_speech else None)
         prompts = np.array([list(prefix or []) + self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
         max_new_tokens = min(self.options.max_new_tokens, MAX_POSITIONS - prompts.shape[1])
         sampling = temperature > 0
@@ -334,6 +366,8 @@ class GreedyDecoder:
                     sum_logprob=None if sum_logprob is None else float(sum_logprob[row]),
                     avg_logprob=None if sum_logprob is None else float(sum_logprob[row] / (len(tokens[row]) + 1)),
                     no_speech_prob=None if no_speech is None else float(no_speech[row]),
+                    language_probs=lang_probs[row],
+                    temperature=float(temperature),
                 )
             )
         return results

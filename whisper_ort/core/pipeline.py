@@ -20,7 +20,7 @@ import numpy as np
 
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
 from whisper_ort.core.decoders import open_sessions
-from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder
+from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder, compression_ratio
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
 from whisper_ort.core.longform import (
@@ -33,7 +33,7 @@ from whisper_ort.core.longform import (
     stitch_text_tokens,
 )
 from whisper_ort.core.options import ModelOptions
-from whisper_ort.core.sequential import transcribe_sequential
+from whisper_ort.core.sequential import _temperatures, decode_best, transcribe_sequential
 from whisper_ort.core.timing import audio_frames, words_of_window
 from whisper_ort.core.tokenizer import TIME_PRECISION, WhisperTokenizer
 from whisper_ort.core.vad import VAD_FILE, SileroVad
@@ -153,6 +153,7 @@ class Transcriber:
         pieces = split(samples, chunking="strided" if options.chunking == "sequential" else options.chunking, vad=self.speech_spans)
         if not pieces:  # vad: no speech at all, nothing decoded
             return self._no_speech(len(samples), options, timings, start)
+        rng = np.random.default_rng(options.seed)
         window_results = []
         for i in range(0, len(pieces), batch_size):
             batch = pieces[i : i + batch_size]
@@ -162,7 +163,7 @@ class Transcriber:
             t = time.perf_counter()
             states = self.sessions.encode(mel)
             timings["t_encoder"] += time.perf_counter() - t
-            results = self._decode_speech(states, options) if options.chunking == "vad" else decoder.decode(states)
+            results = self._decode_speech(states, options) if options.chunking == "vad" else decode_plain(decoder, states, options, rng)
             self._add_words(states, [len(p) for _, p in batch], results, options)
             for (window, _), result in zip(batch, results):
                 timings["t_decoder_first"] += result.t_decoder_first * len(batch)
@@ -193,15 +194,18 @@ class Transcriber:
         t = time.perf_counter()
         tok = self.tokenizer
         segments = [Segment(round(s.start, 2), round(s.end, 2), tok.decode(s.tokens), [x for x in s.tokens if x < tok.ids.eot],
-                            words=None if s.words is None else _words(s.words, None))
+                            words=None if s.words is None else _words(s.words, None),
+                            avg_logprob=s.avg_logprob, compression_ratio=s.compression_ratio, no_speech_prob=s.no_speech_prob, temperature=s.temperature)
                     for s in result.segments if any(x < tok.ids.eot for x in s.tokens)]
+        number_segments(segments)
         tokens = [x for s in result.segments for x in s.tokens]
         text = "".join(s.text for s in segments)
         timings["t_detokenize"] = time.perf_counter() - t
         timings["t_total"] = time.perf_counter() - start
         loop = timings["t_decoder_loop"]
         overhead = 100.0 * (loop - result.in_ort) / loop if loop > 0 else None
-        return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead)
+        return Transcription(text, segments, tokens, result.language, len(samples) / SAMPLE_RATE, timings, result.n_windows, result.flags, overhead,
+                             language_probs=result.language_probs)
 
     def speech_spans(self, samples: np.ndarray) -> list[tuple[int, int]]:
         """Silero VAD's speech spans (core/vad.py), from the model folder's silero file (the
@@ -316,10 +320,16 @@ class Transcriber:
             else:
                 tokens = stitch_text_tokens([r.tokens for _, r in window_results], tok.ids.eot)
             text = tok.decode(tokens)
-            return Transcription(text, [Segment(0.0, duration_s, text, tokens)], tokens, language, duration_s, {}, len(window_results), flags)
+            segment = Segment(0.0, duration_s, text, tokens)
+            if len(window_results) == 1:  # the window's own figures are the segment's
+                window_fields(segment, window_results[0][1])
+            number_segments([segment])
+            return Transcription(text, [segment], tokens, language, duration_s, {}, len(window_results), flags,
+                                 language_probs=window_results[0][1].language_probs)
 
         segments, tokens = [], []
         for window, result in window_results:
+            ratio = compression_ratio(tok.decode(result.tokens))  # the window's, as openai/whisper's segments carry
             own_from = window.stride_left / SAMPLE_RATE
             own_to = (window.n_samples - window.stride_right) / SAMPLE_RATE
             for k, seg in enumerate(timestamp_segments(result.tokens, tok, window.n_samples / SAMPLE_RATE)):
@@ -328,13 +338,40 @@ class Transcriber:
                     continue
                 words = None if result.word_runs is None else _words(result.word_runs[k], window)
                 # file_time: the window's offset (vad windows: through their speech spans)
-                segments.append(Segment(round(file_time(window, seg.start), 2), round(file_time(window, seg.end, is_end=True), 2), seg.text, seg.tokens,
-                                        words=words))
+                segments.append(window_fields(Segment(round(file_time(window, seg.start), 2), round(file_time(window, seg.end, is_end=True), 2), seg.text, seg.tokens,
+                                                      words=words), result, ratio))
                 tokens.extend(seg.tokens)
         if len(window_results) == 1:  # one window: every token, timestamps included
             tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
         text = "".join(s.text for s in segments)
-        return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags)
+        number_segments(segments)
+        return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags,
+                             language_probs=window_results[0][1].language_probs)
+
+
+def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng) -> list[DecodeResult]:
+    """Windows outside the sequential loop: greedy, or sampled at the first temperature when
+    it is above 0 (best_of samples each). Only the sequential loop falls back to the next."""
+    temperature = _temperatures(options)[0]
+    if temperature <= 0:
+        return decoder.decode(states)
+    return decode_best(decoder, states, None, temperature, rng, options)
+
+
+def window_fields(segment: Segment, result: DecodeResult, ratio: float | None = None) -> Segment:
+    """A segment takes its window's decode figures (openai/whisper's: one per window)."""
+    segment.avg_logprob, segment.no_speech_prob = result.avg_logprob, result.no_speech_prob
+    segment.temperature = result.temperature
+    segment.compression_ratio = ratio
+    return segment
+
+
+def number_segments(segments: list[Segment]) -> None:
+    """ids 0..n-1 over the file; a segment without its window's compression ratio gets its own text's."""
+    for i, segment in enumerate(segments):
+        segment.id = i
+        if segment.compression_ratio is None:
+            segment.compression_ratio = compression_ratio(segment.text)
 
 
 def _words(run: list[tuple[str, float, float, float]], window: Window | None) -> list[Word]:

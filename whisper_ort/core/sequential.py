@@ -39,6 +39,12 @@ class WindowSegment:
     end: float
     tokens: list[int]  # with their timestamp tokens
     words: list[tuple[str, float, float, float]] | None = None  # word_timestamps: (text, start, end, probability), seconds
+    # the window's decode (openai/whisper's segment fields): None where it was not computed
+    seek: int | None = None  # the window's first mel frame
+    temperature: float | None = None
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
 
 
 @dataclass
@@ -49,6 +55,7 @@ class SequentialResult:
     flags: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)  # t_features, t_encoder, t_decoder_first, t_decoder_loop
     in_ort: float = 0.0
+    language_probs: dict[str, float] | None = None  # the first window's, when the language was detected
 
 
 def split_segments(tokens: list[int], timestamp_begin: int, time_offset: float, window_frames: int) -> tuple[list[WindowSegment], int]:
@@ -111,6 +118,36 @@ def _needs_fallback(result: DecodeResult, text: str, options: DecodingOptions) -
     return again, False
 
 
+def rank_score(result: DecodeResult, length_penalty: float | None) -> float:
+    """openai/whisper's MaximumLikelihoodRanker: the sum of log-probabilities over the length
+    (length_penalty None) or over ((5 + length) / 6) ** length_penalty (Google NMT's)."""
+    length = len(result.tokens)
+    penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
+    return result.sum_logprob / max(penalty, 1)
+
+
+def decode_best(decoder: GreedyDecoder, states, prefix, temperature: float, rng, options: DecodingOptions,
+                with_no_speech: bool = False, with_logprobs: bool = False) -> list[DecodeResult]:
+    """A batch of windows at one temperature, one result per row; above 0 with best_of,
+    each row's best of that many samples (rank_score), drawn one batch after another from
+    the same generator: the same seed, the same pick."""
+    n = (options.best_of or 1) if temperature > 0 else 1
+    runs = [decoder.decode(states, prefix=prefix, temperature=temperature, rng=rng, with_no_speech=with_no_speech,
+                           with_logprobs=with_logprobs or n > 1) for _ in range(n)]
+    if n == 1:
+        return runs[0]
+    out = []
+    for row in zip(*runs):
+        best = max(row, key=lambda r: rank_score(r, options.length_penalty))
+        for r in row:  # every sample's time was spent
+            if r is not best:
+                best.t_decoder_first += r.t_decoder_first
+                best.t_decoder_loop += r.t_decoder_loop
+                best.t_loop_in_ort += r.t_loop_in_ort
+        out.append(best)
+    return out
+
+
 def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOptions) -> SequentialResult:
     """Walk the recording window by window (see the module's docstring)."""
     tok = transcriber.tokenizer
@@ -131,7 +168,7 @@ def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOpt
     context = tok.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
     segments: list[WindowSegment] = []
     flags: set[str] = set()
-    language = None
+    language, language_probs = None, None
     seek, windows = 0, 0
     window = np.zeros((1, mel.shape[0], N_FRAMES), np.float32)
     while seek < total:
@@ -144,8 +181,7 @@ def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOpt
         windows += 1
         prefix = [prev_sot, *context[-(MAX_POSITIONS // 2 - 1) :]] if context else None
         for temperature in temperatures:
-            result = decoder.decode(states, prefix=prefix, temperature=temperature, rng=rng,
-                                    with_no_speech=with_no_speech, with_logprobs=with_logprobs)[0]
+            result = decode_best(decoder, states, prefix, temperature, rng, options, with_no_speech, with_logprobs)[0]
             timings["t_decoder_first"] += result.t_decoder_first
             timings["t_decoder_loop"] += result.t_decoder_loop
             in_ort += result.t_loop_in_ort
@@ -153,7 +189,8 @@ def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOpt
             if not again:
                 break
             flags.add("temperature_fallback")
-        language = language or result.language
+        if language is None:
+            language, language_probs = result.language, result.language_probs
         flags.update(result.flags)
         if silence:
             flags.add("no_speech")
@@ -165,10 +202,14 @@ def transcribe_sequential(transcriber, samples: np.ndarray, options: DecodingOpt
             runs = words_of_window(sessions, tok, prompt, result.tokens, states, n, result.language,
                                    options.prepend_punctuations, options.append_punctuations)
             _attach_words(found, runs, seek * FRAME_S, tok.ids.eot, begin)
+        ratio = compression_ratio(tok.decode(result.tokens))
+        for segment in found:
+            segment.seek, segment.temperature, segment.compression_ratio = seek, temperature, ratio
+            segment.avg_logprob, segment.no_speech_prob = result.avg_logprob, result.no_speech_prob
         segments += found
         seek += offset
         if options.condition_on_previous_text and temperature < 0.5:
             context += [t for s in found for t in s.tokens]
         elif options.condition_on_previous_text:
             context = []  # a high-temperature window is not a good prompt (openai/whisper's reset)
-    return SequentialResult(segments, language or "en", windows, sorted(flags), timings, in_ort)
+    return SequentialResult(segments, language or "en", windows, sorted(flags), timings, in_ort, language_probs)
