@@ -109,7 +109,7 @@ class Transcriber:
     def decoder(self, options: DecodingOptions) -> GreedyDecoder:
         """The decoder for these options, built once (its masks and filters) and kept."""
         if options not in self._decoders:
-            self._decoders[options] = GreedyDecoder(self.sessions, self.tokenizer, options)
+            self._decoders[options] = _decoder_class(options)(self.sessions, self.tokenizer, options)
         return self._decoders[options]
 
     def transcribe(self, audio: str | Path | np.ndarray, options: DecodingOptions | None = None, **changes) -> Transcription:
@@ -253,6 +253,15 @@ class Transcriber:
             tokens = [t for t in window_results[0][1].tokens if t != tok.ids.eot]
         text = "".join(s.text for s in segments)
         return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags)
+
+
+def _decoder_class(options: DecodingOptions):
+    """Beam search when beam_size asks for more than one beam (core/beam.py checks the value)."""
+    if options.beam_size is not None and options.beam_size != 1:
+        from whisper_ort.core.beam import BeamDecoder
+
+        return BeamDecoder
+    return GreedyDecoder
 
 
 def timestamp_segments(tokens: list[int], tokenizer: WhisperTokenizer, window_s: float) -> list[Segment]:
