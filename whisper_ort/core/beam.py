@@ -34,6 +34,8 @@ def check_beam_options(options: DecodingOptions) -> None:
     size = options.beam_size
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
         raise ValueError(f"beam_size must be a whole number >= 1 (1: greedy), not {size!r}")
+    if options.patience is not None and size is None:
+        raise ValueError("patience needs beam_size (the finished hypotheses it counts are beam_size * patience)")
     if options.patience is not None and not options.patience > 0:
         raise ValueError(f"patience must be > 0, not {options.patience!r}")
     if options.patience is not None and round((size or 1) * options.patience) < 1:

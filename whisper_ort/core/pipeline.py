@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
+from whisper_ort.core.beam import BeamDecoder, check_beam_options
 from whisper_ort.core.decoders import open_sessions
 from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
@@ -108,6 +109,7 @@ class Transcriber:
 
     def decoder(self, options: DecodingOptions) -> GreedyDecoder:
         """The decoder for these options, built once (its masks and filters) and kept."""
+        check_beam_options(options)  # before the cache: beam_size=True equals (and hashes as) 1
         if options not in self._decoders:
             self._decoders[options] = _decoder_class(options)(self.sessions, self.tokenizer, options)
         return self._decoders[options]
@@ -256,12 +258,8 @@ class Transcriber:
 
 
 def _decoder_class(options: DecodingOptions):
-    """Beam search when beam_size asks for more than one beam (core/beam.py checks the value)."""
-    if options.beam_size is not None and options.beam_size != 1:
-        from whisper_ort.core.beam import BeamDecoder
-
-        return BeamDecoder
-    return GreedyDecoder
+    """Beam search when beam_size asks for more than one beam."""
+    return BeamDecoder if (options.beam_size or 1) > 1 else GreedyDecoder
 
 
 def timestamp_segments(tokens: list[int], tokenizer: WhisperTokenizer, window_s: float) -> list[Segment]:
