@@ -109,3 +109,43 @@ def test_bad_beam_size_is_a_clear_error(bad, transcribers, audio_dir):
 def test_bad_patience_is_a_clear_error(beam_size, patience, transcribers, audio_dir):
     with pytest.raises(ValueError, match="patience"):
         transcribers["mha"].transcribe(audio_dir / "jfk.flac", beam_size=beam_size, patience=patience)
+
+
+# ---------------------------------------------------------------- compare --beam-size
+
+
+def _compare_args(audio_dir, *extra):
+    import argparse
+
+    from whisper_ort.measure import compare
+
+    parser = argparse.ArgumentParser()
+    compare.add_arguments(parser)
+    return compare.plans(parser.parse_args(["--audio-dir", str(audio_dir), "--files", "jfk.flac", *extra]))
+
+
+def test_compare_beam_size_goes_into_the_plan(audio_dir):
+    [plan] = _compare_args(audio_dir, "--implementations", "whisper_ort,faster_whisper", "--beam-size", "5")
+    assert plan.beam_size == 5
+    with pytest.raises(ValueError, match="hf_pipeline"):
+        _compare_args(audio_dir, "--implementations", "whisper_ort,hf_pipeline", "--beam-size", "5")
+    with pytest.raises(ValueError, match="beam-size"):
+        _compare_args(audio_dir, "--implementations", "whisper_ort", "--beam-size", "0")
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("name", ["whisper_ort", "faster_whisper"])
+def test_beam_peers_decode_with_beams_and_record_it(name, model_dir, audio_dir):
+    from conftest import JFK_TEXT
+
+    from whisper_ort.measure.peers import available, create
+
+    if not available(name):
+        pytest.skip(f"{name}: its packages are not installed")
+    peer = create(name, model_dir, threads=2, beam_size=5)
+    record = peer.transcribe_record(audio_dir / "jfk.flac")
+    assert record.status == "ok", record.error
+    assert record.beam_size == 5 and peer.info()["beam_size"] == 5
+    assert record.text == JFK_TEXT
+    with pytest.raises(ValueError, match="no beam search"):
+        create("hf_generate", model_dir, threads=2, beam_size=5)
