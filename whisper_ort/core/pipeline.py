@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
+from whisper_ort.core.beam import BeamDecoder, check_beam_options
 from whisper_ort.core.decoders import open_sessions
 from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder, compression_ratio
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
@@ -120,8 +121,9 @@ class Transcriber:
 
     def decoder(self, options: DecodingOptions) -> GreedyDecoder:
         """The decoder for these options, built once (its masks and filters) and kept."""
+        check_beam_options(options)  # before the cache: beam_size=True equals (and hashes as) 1
         if options not in self._decoders:
-            self._decoders[options] = GreedyDecoder(self.sessions, self.tokenizer, options)
+            self._decoders[options] = _decoder_class(options)(self.sessions, self.tokenizer, options)
         return self._decoders[options]
 
     def transcribe(self, audio: str | Path | np.ndarray, options: DecodingOptions | None = None, **changes) -> Transcription:
@@ -381,6 +383,11 @@ def _words(run: list[tuple[str, float, float, float]], window: Window | None) ->
     if window is None:
         return [Word(text, round(start, 2), round(end, 2), prob) for text, start, end, prob in run]
     return [Word(text, round(file_time(window, start), 2), round(file_time(window, end, is_end=True), 2), prob) for text, start, end, prob in run]
+
+
+def _decoder_class(options: DecodingOptions):
+    """Beam search when beam_size asks for more than one beam."""
+    return BeamDecoder if (options.beam_size or 1) > 1 else GreedyDecoder
 
 
 def timestamp_segments(tokens: list[int], tokenizer: WhisperTokenizer, window_s: float) -> list[Segment]:

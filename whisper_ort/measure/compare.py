@@ -90,6 +90,7 @@ class Plan:
     language: str = "en"
     task: str = "transcribe"
     max_new_tokens: int = 128
+    beam_size: int = 1  # 1: greedy; more: the implementations' own beam search (peers.BEAM_SEARCH)
     baseline: str = "whisper_ort"
     cpus: list[int] | None = None
     memory_gb: float | None = None
@@ -139,6 +140,8 @@ def _worker_argv(plan: Plan, name: str, cap) -> list[str]:
         plan.task,
         "--max-new-tokens",
         str(plan.max_new_tokens),
+        "--beam-size",
+        str(plan.beam_size),
     ]
     if plan.cpus:
         argv += ["--cpus", ",".join(map(str, plan.cpus))]
@@ -361,6 +364,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", default="en")
     parser.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--beam-size", type=int, default=1, help="beams (1: greedy); above 1 only whisper_ort and faster_whisper (their own beam search)")
     parser.add_argument("--baseline", default="whisper_ort", help="the implementation ratios are taken against")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="longest wait for one answer from a worker")
     parser.add_argument("--no-progress", action="store_true")
@@ -395,7 +399,7 @@ def _container_label(n_cpus: int, memory_gb: float | None) -> str:
 
 
 def plans(args: argparse.Namespace) -> list[Plan]:
-    from whisper_ort.measure.peers import IMPLEMENTATIONS
+    from whisper_ort.measure.peers import BEAM_SEARCH, IMPLEMENTATIONS
 
     if args.implementations:
         names = [n.strip() for n in args.implementations.split(",") if n.strip()]
@@ -408,6 +412,11 @@ def plans(args: argparse.Namespace) -> list[Plan]:
         raise ValueError(f"unknown implementation(s): {', '.join(unknown)}; known: {', '.join(IMPLEMENTATIONS)}")
     if len(set(names)) != len(names):
         raise ValueError("an implementation is listed twice")
+    beam_size = getattr(args, "beam_size", 1)
+    if beam_size < 1:
+        raise ValueError(f"--beam-size must be >= 1, not {beam_size}")
+    if beam_size > 1 and set(names) - set(BEAM_SEARCH):
+        raise ValueError(f"--beam-size {beam_size}: no beam search in {', '.join(n for n in names if n not in BEAM_SEARCH)} (only {', '.join(BEAM_SEARCH)})")
     files = list_audio(args.audio_dir, args.files)
     if not files:
         raise ValueError(f"{args.audio_dir}: no audio files match {args.files!r}")
@@ -421,6 +430,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
         "language": args.language,
         "task": getattr(args, "task", "transcribe"),
         "max_new_tokens": args.max_new_tokens,
+        "beam_size": beam_size,
         "baseline": args.baseline,
         "timeout_s": args.timeout_s,
         "audio_dir": Path(args.audio_dir).resolve(),

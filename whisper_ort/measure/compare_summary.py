@@ -148,6 +148,7 @@ def build_summary(plan: Plan, states: dict[str, ImplState], records: list[Record
         "language": plan.language,
         "task": plan.task,
         "max_new_tokens": plan.max_new_tokens,
+        "beam_size": getattr(plan, "beam_size", 1),
         "limits": {
             "label": plan.label,
             "sut": plan.sut,

@@ -25,6 +25,7 @@ class Record:
     implementation: str = "whisper_ort"
     variant: str = "default"
     threads: int | None = None
+    beam_size: int = 1  # beams of the decoding (1: greedy)
     repeat: int = 0
     text: str = ""
     n_tokens: int = 0

@@ -157,8 +157,9 @@ class Peer:
     name = "peer"
     variant = "default"
 
-    def __init__(self, onnx_dir, threads: int = 2, language: str = "en", task: str = "transcribe", max_new_tokens: int = 128):
+    def __init__(self, onnx_dir, threads: int = 2, language: str = "en", task: str = "transcribe", max_new_tokens: int = 128, beam_size: int = 1):
         self.onnx_dir = Path(onnx_dir).resolve()
+        self.beam_size = int(beam_size)
         self.threads = int(threads)
         self.language = language
         self.task = task
@@ -178,11 +179,12 @@ class Peer:
     # -- shared
     def info(self) -> dict:
         """What this peer is, for the summary (settings and model files)."""
-        return {"implementation": self.name, "variant": self.variant, "threads": self.threads}
+        return {"implementation": self.name, "variant": self.variant, "threads": self.threads, "beam_size": self.beam_size}
 
     def transcribe_record(self, path, repeat: int = 0) -> Record:
         path = Path(path)
-        record = Record(file=path.name, implementation=self.name, variant=self.variant, threads=self.threads, repeat=int(repeat), language=self.language)
+        record = Record(file=path.name, implementation=self.name, variant=self.variant, threads=self.threads, beam_size=self.beam_size,
+                        repeat=int(repeat), language=self.language)
         start = time.perf_counter()
         try:
             if not path.is_file():

@@ -1,8 +1,8 @@
 """faster-whisper (CTranslate2) FP32, on the model.bin reassembled from the same PyPI packages.
 
 Settings: `compute_type="float32"` (the FP16 values in model.bin are upcast on load, the
-same values the ONNX export holds), `cpu_threads=N`, one worker, `beam_size=1`, a
-single temperature 0.0 (plain greedy: no temperature fallback), no VAD,
+same values the ONNX export holds), `cpu_threads=N`, one worker, `beam_size=1` (or N), a
+single temperature 0.0 (plain greedy, or `beam_size=N` with compare --beam-size N: no temperature fallback), no VAD,
 `without_timestamps=True`, `condition_on_previous_text=False`, `no_speech_threshold=None`
 (no window is dropped as silence; the other peers do not drop any either),
 `max_new_tokens` per 30 s window. Long files: faster-whisper's own sequential walk, one
@@ -131,7 +131,7 @@ class FasterWhisperPeer(Peer):
             "settings": {
                 "compute_type": "float32",
                 "cpu_threads": self.threads,
-                "beam_size": 1,
+                "beam_size": self.beam_size,
                 "temperature": 0.0,
                 "vad_filter": False,
                 "without_timestamps": True,
@@ -156,7 +156,7 @@ class FasterWhisperPeer(Peer):
             audio,
             language=self.language,
             task=self.task,
-            beam_size=1,
+            beam_size=self.beam_size,  # 1: greedy; compare --beam-size N: its own beam search (patience 1, length_penalty 1)
             best_of=1,
             temperature=0.0,
             vad_filter=False,

@@ -18,7 +18,8 @@ class WhisperOrtPeer(Peer):
 
         self.transcriber = Transcriber(self.onnx_dir, threads=self.threads)
         self.variant = self.transcriber.variant
-        self.options = DecodingOptions(language=self.language, task=self.task, max_new_tokens=self.max_new_tokens)
+        self.options = DecodingOptions(language=self.language, task=self.task, max_new_tokens=self.max_new_tokens,
+                                       beam_size=self.beam_size if self.beam_size > 1 else None)
 
     def info(self) -> dict:
         return {**super().info(), "settings": self.transcriber.settings(self.options)}
@@ -28,4 +29,5 @@ class WhisperOrtPeer(Peer):
 
         record = record_of(self.transcriber, path, self.options, repeat=repeat)
         record.implementation = self.name
+        record.beam_size = self.beam_size
         return record

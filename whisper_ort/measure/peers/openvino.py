@@ -12,7 +12,7 @@ optimum-intel's exporter (`main_export`, weights kept FP32, offline), ~30 s. opt
 is installed without its dependencies (Makefile): its pins would bring torchvision, which
 does not import beside torch 2.13, and a newer optimum; the Whisper export needs neither.
 
-Greedy (`num_beams=1`), language and task forced, no timestamps, `max_new_tokens` per
+Greedy (`num_beams=1`; `num_beams=N` with compare --beam-size N), language and task forced, no timestamps, `max_new_tokens` per
 window; audio decoded by librosa at 16 kHz as the transformers peers do. Stages:
 t_load_audio, then GenAI's own perf metrics: t_features, t_encoder, t_decoder_loop (every
 decoder inference, the first step included: GenAI does not split it off), t_detokenize.
@@ -87,7 +87,7 @@ class OpenVINOPeer(Peer):
         self.config.language = f"<|{self.language}|>"
         self.config.task = self.task
         self.config.return_timestamps = False
-        self.config.num_beams = 1
+        self.config.num_beams = self.beam_size  # 1: greedy; compare --beam-size N: GenAI's beam search
         self.config.max_new_tokens = self.max_new_tokens
 
     def info(self) -> dict:
@@ -101,7 +101,7 @@ class OpenVINOPeer(Peer):
                 "device": "CPU",
                 **self.properties,
                 "inference_precision": _compiled_precision(self.model_dir, self.properties),
-                "num_beams": 1,
+                "num_beams": self.beam_size,
                 "return_timestamps": False,
                 "max_new_tokens": self.max_new_tokens,
             },

@@ -69,6 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--language", default="en")
     p.add_argument("--task", default="transcribe")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--beam-size", type=int, default=1, help="beams (1: greedy); only implementations with a beam search take more")
     p.add_argument("--cpus", default=None, help="CPU list to pin to, e.g. 0,1 or 0-3")
     p.add_argument("--memory-bytes", type=int, default=None, help="memory cap (cgroup v2 via --cgroup, else RLIMIT_AS)")
     p.add_argument("--cgroup", default=None, help="cgroup v2 leaf to join (made by the parent)")
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     started = _seconds_since_process_start()
     t0 = time.perf_counter()
     try:
-        impl = create(args.implementation, args.onnx_dir, threads=args.threads, language=args.language, task=args.task, max_new_tokens=args.max_new_tokens)
+        impl = create(args.implementation, args.onnx_dir, threads=args.threads, language=args.language, task=args.task, max_new_tokens=args.max_new_tokens,
+                      beam_size=args.beam_size)
     except BaseException as exc:  # noqa: B036 - report any load failure, then exit
         traceback.print_exc()
         send({"event": "error", "error": f"{args.implementation}: load failed: {one_line(exc)}"})
