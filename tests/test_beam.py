@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -30,7 +30,7 @@ def hf_beam(hf_reference, audio_dir):
 
     processor, model = hf_reference
 
-    @lru_cache(maxsize=None)
+    @cache
     def ids(name: str, timestamps: bool = False, **kwargs) -> tuple[int, ...]:
         samples = load_audio(audio_dir / name)
         features = processor.feature_extractor(samples, sampling_rate=16000, return_tensors="pt").input_features

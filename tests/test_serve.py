@@ -132,9 +132,38 @@ def test_language_model_and_segment_granularity_fields(client, transcriber, audi
     path = audio_dir / "lj_LJ001-0002.wav"
     with open(path, "rb") as f:
         auto = client.audio.transcriptions.create(file=f, model="whisper-base", language="auto", response_format="verbose_json",
-                                                  timestamp_granularities=["segment"], prompt="ignored", temperature=0)
+                                                  timestamp_granularities=["segment"], temperature=0)
     expected = transcriber.transcribe(path, language=None, timestamps=True)
     assert auto.language == "en" and auto.text == expected.text.strip() and len(auto.segments) == len(expected.segments)
+    assert auto.words is None  # only with timestamp_granularities[]=word
+
+
+def test_word_granularity_gives_the_librarys_words(client, transcriber, audio_dir):
+    path = audio_dir / "jfk.flac"
+    with open(path, "rb") as f:
+        got = client.audio.transcriptions.create(file=f, model="whisper-1", response_format="verbose_json", timestamp_granularities=["word", "segment"])
+    expected = transcriber.transcribe(path, word_timestamps=True)
+    words = [w for s in expected.segments for w in s.words]
+    assert len(words) == 22 and got.text == expected.text.strip()
+    assert [(w.word, w.start, w.end) for w in got.words] == [(w.word, w.start, w.end) for w in words]
+    assert [(s.start, s.end, s.text) for s in got.segments] == [(s.start, s.end, s.text) for s in expected.segments]
+
+
+def test_prompt_and_temperature_reach_the_decoder(client, transcriber, audio_dir):
+    """prompt is the initial prompt (the library's text with the same one, not the text
+    without); temperature above 0 samples, seeded as the server's options are."""
+    path = audio_dir / "lj_LJ001-0002.wav"
+    prompt = "In being comparatively modern, ...."
+    with open(path, "rb") as f:
+        got = client.audio.transcriptions.create(file=f, model="whisper-1", response_format="verbose_json", prompt=prompt)
+    expected = transcriber.transcribe(path, initial_prompt=prompt, timestamps=True)
+    assert got.text == expected.text.strip() and [s.tokens for s in got.segments] == [s.tokens for s in expected.segments]
+    plain = transcriber.transcribe(path, timestamps=True)
+    assert [s.tokens for s in expected.segments] != [s.tokens for s in plain.segments]  # the prompt changed the decode
+    with open(path, "rb") as f:
+        hot = client.audio.transcriptions.create(file=f, model="whisper-1", response_format="verbose_json", temperature=0.8)
+    sampled = transcriber.transcribe(path, temperature=0.8, timestamps=True)
+    assert hot.text == sampled.text.strip() and all(s.temperature == 0.8 for s in hot.segments)
 
 
 def test_translation_endpoint(client, reference, audio_dir):
@@ -333,9 +362,9 @@ def test_malformed_requests_get_4xx_and_the_server_lives(served, tmp_path, audio
         ("a pdf", {"files": {"file": ("doc.pdf", b"%PDF-1.4\n" + b"0" * 3000, "application/pdf")}}, {415}),
         ("too large", {"files": {"file": ("big.wav", b"\0" * int((LIMIT_MB + 1) * 1024 * 1024))}}, {413}),
         ("response_format xml", {"files": {"file": ("jfk.flac", jfk)}, "data": {"response_format": "xml"}}, {400}),
-        ("temperature 0.7", {"files": {"file": ("jfk.flac", jfk)}, "data": {"temperature": "0.7"}}, {400}),
+        ("temperature 1.5", {"files": {"file": ("jfk.flac", jfk)}, "data": {"temperature": "1.5"}}, {400}),
+        ("temperature -1", {"files": {"file": ("jfk.flac", jfk)}, "data": {"temperature": "-1"}}, {400}),
         ("temperature not a number", {"files": {"file": ("jfk.flac", jfk)}, "data": {"temperature": "warm"}}, {400}),
-        ("word timestamps", {"files": {"file": ("jfk.flac", jfk)}, "data": {"timestamp_granularities[]": "word"}}, {400}),
         ("granularity char", {"files": {"file": ("jfk.flac", jfk)}, "data": {"timestamp_granularities[]": "char"}}, {400}),
         ("language klingon", {"files": {"file": ("jfk.flac", jfk)}, "data": {"language": "tlh"}}, {400}),
         ("unknown model", {"files": {"file": ("jfk.flac", jfk)}, "data": {"model": "gpt-99-transcribe"}}, {400}),
@@ -398,7 +427,7 @@ def test_error_messages_name_the_cause(served, tmp_path):
         assert r.status_code == 415 and r.json()["error"]["message"].startswith("notes.mp3: not an audio file") and r.json()["error"]["param"] == "file"
         r = c.post("/v1/audio/transcriptions", files={"file": ("empty.wav", b"")})
         assert r.status_code == 400 and r.json()["error"]["message"] == "empty.wav: empty file (0 bytes)"
-        r = c.post("/v1/audio/transcriptions", files={"file": ("a.wav", b"x")}, data={"temperature": "0.2"})
+        r = c.post("/v1/audio/transcriptions", files={"file": ("a.wav", b"x")}, data={"temperature": "2"})
         assert r.status_code == 400 and "temperature" in r.json()["error"]["message"] and r.json()["error"]["param"] == "temperature"
         r = c.post("/v1/audio/transcriptions", files={"file": ("a.wav", b"x")}, data={"response_format": "xml"})
         assert r.status_code == 400 and r.json()["error"]["message"].startswith("response_format:")
@@ -532,3 +561,23 @@ def test_stream_errors_before_the_stream_are_plain_4xx(served, tmp_path):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
         assert events[-1]["type"] == "transcript.text.done"
+
+
+def test_vad_server_gives_no_text_for_silence_and_the_librarys_text_for_speech(vad_transcriber, audio_dir, tmp_path):
+    """`serve --chunking vad`: the speech windows Silero finds, batched; a file without speech
+    is answered at once with no text (no window to decode), not left to time out."""
+    import soundfile as sf
+
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000 * 5, np.float32), 16000)
+    settings = ServeSettings(max_batch=8, batch_wait_ms=20, request_timeout_s=120, decoding=DecodingOptions(chunking="vad"))
+    with running(create_app(vad_transcriber, settings)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=120)
+        with open(silent, "rb") as f:
+            quiet = client.audio.transcriptions.create(file=f, model="whisper-1", response_format="verbose_json")
+        with open(audio_dir / "silero_test.wav", "rb") as f:
+            speech = client.audio.transcriptions.create(file=f, model="whisper-1", response_format="verbose_json")
+    assert quiet.text == "" and quiet.segments == [] and quiet.duration == pytest.approx(5.0)
+    expected = vad_transcriber.transcribe(audio_dir / "silero_test.wav", chunking="vad", timestamps=True)
+    assert speech.text == expected.text.strip() and len(expected.text) > 100
+    assert [(s.start, s.end, s.text) for s in speech.segments] == [(s.start, s.end, s.text) for s in expected.segments]

@@ -312,6 +312,8 @@ def _serve(args) -> int:
         from whisper_ort.serve.server import serve
     except ModuleNotFoundError as exc:
         raise RuntimeError(f"serve needs {exc.name} (pip install -e '.[serve]')") from None
+    if args.chunking == "sequential":  # each window waits for the one before: nothing to batch across requests
+        raise ValueError("serve batches windows across requests; --chunking sequential decodes a file window after window: use silence, vad or strided")
     settings = ServeSettings(max_batch=args.batch_size, batch_wait_ms=args.batch_wait_ms, max_queue=args.max_queue,
                              request_timeout_s=args.request_timeout, max_upload_mb=args.max_upload_mb, decoding=decoding_options(args))
     return serve(model_options(args), settings, host=args.host, port=args.port, log_level=args.log_level)

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from whisper_ort.core.decoders import BoundedLogits, WhisperSessions
-from whisper_ort.core.decoding import MAX_POSITIONS, DecodeResult, DecodingOptions, GreedyDecoder, _log_softmax, _softmax_column, compression_ratio
+from whisper_ort.core.decoding import (
+    MAX_POSITIONS,
+    DecodeResult,
+    DecodingOptions,
+    GreedyDecoder,
+    _log_softmax,
+    _softmax_column,
+    compression_ratio,
+)
 from whisper_ort.core.tokenizer import WhisperTokenizer
 
 

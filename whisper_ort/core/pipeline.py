@@ -21,7 +21,7 @@ import numpy as np
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
 from whisper_ort.core.beam import BeamDecoder, check_beam_options
 from whisper_ort.core.decoders import open_sessions
-from whisper_ort.core.decoding import DecodeResult, DecodingOptions, GreedyDecoder, compression_ratio
+from whisper_ort.core.decoding import MAX_POSITIONS, DecodeResult, DecodingOptions, GreedyDecoder, compression_ratio
 from whisper_ort.core.features import CHUNK_SAMPLES, log_mel_batch
 from whisper_ort.core.folder import default_model_dir, resolve_variant, variant_dir
 from whisper_ort.core.longform import (
@@ -137,7 +137,7 @@ class Transcriber:
         if options.chunking not in CHUNKINGS:
             raise ValueError(f"chunking must be one of {CHUNKINGS}, not {options.chunking!r}")
         options = self._word_options(options)
-        decoder = self.decoder(options)
+        self.decoder(options)  # built, and its options checked, before any audio is read
         batch_size = max(1, int(options.batch_size))
         timings = dict.fromkeys(STAGES, 0.0)
         in_ort = 0.0
@@ -165,8 +165,7 @@ class Transcriber:
             t = time.perf_counter()
             states = self.sessions.encode(mel)
             timings["t_encoder"] += time.perf_counter() - t
-            results = self._decode_speech(states, options) if options.chunking == "vad" else decode_plain(decoder, states, options, rng)
-            self._add_words(states, [len(p) for _, p in batch], results, options)
+            results = self._decode_states(states, options, rng, [len(p) for _, p in batch])
             for (window, _), result in zip(batch, results):
                 timings["t_decoder_first"] += result.t_decoder_first * len(batch)
                 timings["t_decoder_loop"] += result.t_decoder_loop * len(batch)
@@ -217,7 +216,7 @@ class Transcriber:
             self._vad = SileroVad(found[0] if found else self.base_dir / VAD_FILE)  # none: the error names the file
         return self._vad.speech(samples)
 
-    def _decode_speech(self, states, options: DecodingOptions) -> list[DecodeResult]:
+    def _decode_speech(self, states, options: DecodingOptions, prefix: list[int] | None = None) -> list[DecodeResult]:
         """vad windows: decoded, then openai/whisper's no-speech rule, so a window the VAD took
         for speech gives no text when Whisper finds none: no-speech probability above
         no_speech_threshold, unless the average log-probability is above logprob_threshold.
@@ -225,12 +224,12 @@ class Transcriber:
         (every logit each step): speech rarely is, and its windows keep the fast path."""
         decoder = self.decoder(options)
         threshold = options.no_speech_threshold
-        results = decoder.decode(states, with_no_speech=threshold is not None)
+        results = decoder.decode(states, prefix=prefix, with_no_speech=threshold is not None)
         suspect = [i for i, r in enumerate(results) if threshold is not None and r.no_speech_prob > threshold]
         if suspect and options.logprob_threshold is not None:
             rows = np.array(suspect)
             subset = states[rows] if isinstance(states, np.ndarray) else [a[rows] for a in states]
-            again = decoder.decode(subset, with_logprobs=True)  # the same tokens: greedy on every logit
+            again = decoder.decode(subset, prefix=prefix, with_logprobs=True)  # the same tokens: greedy on every logit
             extra = sum(r.t_decoder_first + r.t_decoder_loop for r in again) / len(results)
             for i, r in zip(suspect, again):
                 results[i] = replace(results[i], avg_logprob=r.avg_logprob, sum_logprob=r.sum_logprob)
@@ -255,14 +254,35 @@ class Transcriber:
         row's samples, for word timestamps (None: the whole 30 s holds audio)."""
         options = self._word_options(options)
         states = self.sessions.encode(mel)
-        results = self._decode_speech(states, options) if options.chunking == "vad" else self.decoder(options).decode(states)
-        self._add_words(states, n_samples or [CHUNK_SAMPLES] * len(results), results, options)
+        return self._decode_states(states, options, np.random.default_rng(options.seed), n_samples or [CHUNK_SAMPLES] * len(mel))
+
+    def _decode_states(self, states, options: DecodingOptions, rng, n_samples: list[int]) -> list[DecodeResult]:
+        """Windows decoded on their own (every mode but sequential): the initial prompt before
+        each window's prompt, vad's no-speech rule, sampling at the first temperature, then
+        the words."""
+        prefix = self.prompt_prefix(options)
+        if options.chunking == "vad":
+            results = self._decode_speech(states, options, prefix)
+        else:
+            results = decode_plain(self.decoder(options), states, options, rng, prefix)
+        self._add_words(states, n_samples, results, options, prefix)
         return results
+
+    def prompt_prefix(self, options: DecodingOptions) -> list[int] | None:
+        """<|startofprev|> and the initial prompt's tokens (its last 223, as openai/whisper
+        keeps), or None without one."""
+        if not options.initial_prompt or not options.initial_prompt.strip():
+            return None
+        prev_sot = int(self.sessions.configs["generation_config.json"].get("prev_sot_token_id", 50361))
+        return [prev_sot, *self.tokenizer.encode(" " + options.initial_prompt.strip())[-(MAX_POSITIONS // 2 - 1) :]]
 
     def assemble(self, window_results: list[tuple[Window, DecodeResult]], duration_s: float, options: DecodingOptions) -> Transcription:
         """One file's Transcription from its (window, result) pairs in order, as transcribe()
         builds it (timings empty). A single pair of a longer file gives that window's own
-        segments (the ones a streamed response sends as the window finishes)."""
+        segments (the ones a streamed response sends as the window finishes). No pairs (vad
+        found no speech): no text."""
+        if not window_results:
+            return self._no_speech(round(duration_s * SAMPLE_RATE), options, {}, time.perf_counter())
         return self._assemble(window_results, duration_s, self._word_options(options))
 
     def transcribe_batch(self, audios: list[np.ndarray], options: DecodingOptions | None = None, **changes) -> list[Transcription]:
@@ -301,13 +321,14 @@ class Transcriber:
         self.sessions.check_alignment()
         return options if options.timestamps else replace(options, timestamps=True)
 
-    def _add_words(self, states, n_samples: list[int], results: list[DecodeResult], options: DecodingOptions) -> None:
+    def _add_words(self, states, n_samples: list[int], results: list[DecodeResult], options: DecodingOptions,
+                   prefix: list[int] | None = None) -> None:
         """Each window's words (core/timing.py) into its result, window-relative: one
         decoder pass per window over its prompt and tokens."""
         if not options.word_timestamps:
             return
         for row, (n, result) in enumerate(zip(n_samples, results)):
-            prompt = self.tokenizer.prompt(self.tokenizer.language_id(result.language), options.task, True)
+            prompt = list(prefix or []) + self.tokenizer.prompt(self.tokenizer.language_id(result.language), options.task, True)
             result.word_runs = words_of_window(self.sessions, self.tokenizer, prompt, result.tokens, [s[row : row + 1] for s in states],
                                                audio_frames(n), result.language, options.prepend_punctuations, options.append_punctuations)
 
@@ -351,13 +372,13 @@ class Transcriber:
                              language_probs=window_results[0][1].language_probs)
 
 
-def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng) -> list[DecodeResult]:
+def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng, prefix: list[int] | None = None) -> list[DecodeResult]:
     """Windows outside the sequential loop: greedy, or sampled at the first temperature when
     it is above 0 (best_of samples each). Only the sequential loop falls back to the next."""
     temperature = _temperatures(options)[0]
     if temperature <= 0:
-        return decoder.decode(states)
-    return decode_best(decoder, states, None, temperature, rng, options)
+        return decoder.decode(states, prefix=prefix)
+    return decode_best(decoder, states, prefix, temperature, rng, options)
 
 
 def window_fields(segment: Segment, result: DecodeResult, ratio: float | None = None) -> Segment:

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import anyio
+import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from whisper_ort.core.audio import SAMPLE_RATE, AudioError, load_audio
 from whisper_ort.core.decoding import DecodingOptions
-from whisper_ort.core.features import log_mel_batch
+from whisper_ort.core.features import N_FRAMES, N_MELS, log_mel_batch
 from whisper_ort.core.longform import split
 from whisper_ort.core.pipeline import Transcriber
 from whisper_ort.serve import errors, formats
@@ -97,7 +98,7 @@ def create_app(transcriber: Transcriber, settings: ServeSettings | None = None) 
     async def audio_endpoint(task: str, request: Request, file: UploadFile, model: str, language: str | None, prompt: str | None,
                              response_format: str, temperature: float, granularities: list[str], stream: bool):
         arrival = time.monotonic()  # the timeout counts from here (the body is in)
-        options = _options(transcriber, settings, task, model, language, response_format, temperature, granularities, stream)
+        options = _options(transcriber, settings, task, model, language, prompt, response_format, temperature, granularities, stream)
         try:
             batcher.reserve()
         except QueueFull as exc:
@@ -105,7 +106,7 @@ def create_app(transcriber: Transcriber, settings: ServeSettings | None = None) 
         except ShuttingDown as exc:
             raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
         try:
-            windows, mel, duration_s = await anyio.to_thread.run_sync(_prepare, file, options, settings, limiter=request.app.state.prep_limiter)
+            windows, mel, duration_s = await anyio.to_thread.run_sync(_prepare, file, options, settings, transcriber, limiter=request.app.state.prep_limiter)
         except BaseException:
             batcher.release()
             raise
@@ -141,10 +142,10 @@ def create_app(transcriber: Transcriber, settings: ServeSettings | None = None) 
 AudioFile = Annotated[UploadFile, File(description="the audio: any format libsndfile or FFmpeg reads (wav, flac, mp3, ogg, m4a, webm...)")]
 ModelName = Annotated[str, Form(description=f"one of {', '.join(MODEL_IDS)} (all the same model)")]
 Language = Annotated[str | None, Form(description="ISO-639-1 code of the speech (auto: detect); omitted: the server's --language")]
-Prompt = Annotated[str | None, Form(description="accepted and ignored: no prompt conditioning yet")]
+Prompt = Annotated[str | None, Form(description="text before each window's prompt (names, spelling, style), as openai/whisper's initial_prompt")]
 ResponseFormat = Annotated[Literal["json", "text", "srt", "vtt", "verbose_json"], Form()]
-Temperature = Annotated[float, Form(description="0 only: greedy decoding")]
-Granularities = Annotated[list[Literal["word", "segment"]], Form(alias="timestamp_granularities[]", description="segment; word is not supported yet")]
+Temperature = Annotated[float, Form(description="0: greedy (the server's setting); above 0, up to 1: sampled at that temperature")]
+Granularities = Annotated[list[Literal["word", "segment"]], Form(alias="timestamp_granularities[]", description="segment, word (verbose_json: a words list with start and end)")]
 Stream = Annotated[bool, Form(description="server-sent events: one transcript.text.delta per segment, then transcript.text.done")]
 
 class BodyTooLarge(HTTPException):
@@ -195,14 +196,18 @@ async def _multipart(request: Request) -> None:
         raise ApiError(415, f"send the request as multipart/form-data, not {kind or 'no content type'}")
 
 
-def _options(transcriber, settings, task, model, language, response_format, temperature, granularities, stream) -> DecodingOptions:
+def _options(transcriber, settings, task, model, language, prompt, response_format, temperature, granularities, stream) -> DecodingOptions:
     """The request's fields as DecodingOptions over the server's defaults, or a 400 naming the field."""
     if model not in MODEL_IDS:
         raise ApiError(400, f"unknown model {model!r}; this server has {', '.join(MODEL_IDS)}", "model")
-    if temperature != 0:
-        raise ApiError(400, f"temperature {temperature:g} is not supported: this server decodes greedily (temperature 0)", "temperature")
-    if "word" in granularities:
-        raise ApiError(400, "word timestamps are not supported yet (timestamp_granularities[]=segment is)", "timestamp_granularities[]")
+    if not 0 <= temperature <= 1:
+        raise ApiError(400, f"temperature must be between 0 and 1, not {temperature:g}", "temperature")
+    words = "word" in granularities
+    if words:
+        try:
+            transcriber.sessions.check_alignment()
+        except Exception as exc:  # a model folder built before word timestamps
+            raise ApiError(400, f"word timestamps are not available on this server's model folder: {exc}", "timestamp_granularities[]") from None
     lang = settings.decoding.language
     if language is not None and language.strip():
         lang = language.strip().lower()
@@ -212,11 +217,14 @@ def _options(transcriber, settings, task, model, language, response_format, temp
                 transcriber.tokenizer.language_id(lang)
             except ValueError:
                 raise ApiError(400, f"unknown language {language!r}: give an ISO-639-1 code such as en, fr, de, or omit it", "language") from None
-    timestamps = stream or response_format in ("srt", "vtt", "verbose_json") or "segment" in granularities
-    return replace(settings.decoding, task=task, language=lang, timestamps=timestamps)
+    timestamps = stream or response_format in ("srt", "vtt", "verbose_json") or "segment" in granularities or words
+    # temperature above 0: sampled at it; 0: the server's own setting (greedy by default)
+    sampling = {"temperature": float(temperature)} if temperature > 0 else {}
+    return replace(settings.decoding, task=task, language=lang, timestamps=timestamps, word_timestamps=words or settings.decoding.word_timestamps,
+                   initial_prompt=prompt.strip() if prompt and prompt.strip() else settings.decoding.initial_prompt, **sampling)
 
 
-def _prepare(upload: UploadFile, options: DecodingOptions, settings: ServeSettings):
+def _prepare(upload: UploadFile, options: DecodingOptions, settings: ServeSettings, transcriber: Transcriber):
     """Upload -> temporary file -> samples -> windows and their log-mel rows (in a worker thread)."""
     name = upload.filename or "upload"
     suffix = Path(name).suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", Path(name).suffix) else ""
@@ -233,8 +241,9 @@ def _prepare(upload: UploadFile, options: DecodingOptions, settings: ServeSettin
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-    pieces = split(samples, chunking=options.chunking)
-    return [w for w, _ in pieces], log_mel_batch([p for _, p in pieces]), len(samples) / SAMPLE_RATE
+    pieces = split(samples, chunking=options.chunking, vad=transcriber.speech_spans)
+    mel = log_mel_batch([p for _, p in pieces]) if pieces else np.zeros((0, N_MELS, N_FRAMES), np.float32)  # vad: maybe no speech
+    return [w for w, _ in pieces], mel, len(samples) / SAMPLE_RATE
 
 
 async def _wait(batcher: Batcher, job: Job, request: Request, timeout_s: float):

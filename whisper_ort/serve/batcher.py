@@ -121,8 +121,11 @@ class Batcher:
                 job.future.set_exception(ShuttingDown("server is shutting down"))
                 return job.future
             job.submitted = time.monotonic()
-            self._jobs.append(job)
             self.stats["requests"] += 1
+            if not job.windows:  # vad found no speech: nothing to decode, the empty transcript at once
+                self._report(job)
+                return job.future
+            self._jobs.append(job)
             self._cond.notify_all()
         return job.future
 
@@ -162,7 +165,7 @@ class Batcher:
             start = time.perf_counter()
             try:
                 mel = np.stack([job.mel[i] for job, i in rows])
-                results = self.transcriber.decode_windows(mel, options)
+                results = self.transcriber.decode_windows(mel, options, [job.windows[i].n_samples for job, i in rows])
             except Exception as exc:  # an ONNX Runtime failure fails these jobs, not the server
                 self.stats["failed_batches"] += 1
                 for job in {id(j): j for j, _ in rows}.values():

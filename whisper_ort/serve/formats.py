@@ -2,7 +2,7 @@
 
 text, srt and vtt are core.writers' txt/srt/vtt, byte for byte what `whisper-ort
 transcribe --format` writes. verbose_json follows OpenAI's shape; the fields this decoder
-does not compute (avg_logprob, no_speech_prob) are null rather than made up, and
+does not compute (avg_logprob and no_speech_prob where the decode did not need them) are null rather than made up, and
 `language` is the code Whisper uses ("en"), not a name.
 """
 
@@ -23,8 +23,19 @@ def usage(duration_s: float) -> dict:
 
 
 def segment_json(i: int, seg, seek: int) -> dict:
+    ratio = seg.compression_ratio if seg.compression_ratio is not None else compression_ratio(seg.text)
     return {"id": i, "seek": seek, "start": seg.start, "end": seg.end, "text": seg.text, "tokens": list(seg.tokens),
-            "temperature": 0.0, "avg_logprob": None, "compression_ratio": round(compression_ratio(seg.text), 3), "no_speech_prob": None}
+            "temperature": seg.temperature or 0.0, "avg_logprob": _rounded(seg.avg_logprob), "compression_ratio": round(ratio, 3),
+            "no_speech_prob": _rounded(seg.no_speech_prob)}
+
+
+def _rounded(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def words_json(result) -> list[dict]:
+    """OpenAI's top-level `words` (timestamp_granularities[]=word): word, start, end."""
+    return [{"word": w.word, "start": w.start, "end": w.end} for seg in result.segments for w in (seg.words or [])]
 
 
 def verbose(result, task: str, window_segments: list[tuple[int, list]]) -> dict:
@@ -34,8 +45,11 @@ def verbose(result, task: str, window_segments: list[tuple[int, list]]) -> dict:
         for seg in segs:
             segments.append(segment_json(i, seg, seek))
             i += 1
-    return {"task": task, "language": result.language, "duration": round(result.duration_s, 3), "text": result.text.strip(),
+    body = {"task": task, "language": result.language, "duration": round(result.duration_s, 3), "text": result.text.strip(),
             "segments": segments, "usage": usage(result.duration_s)}
+    if any(seg.words is not None for seg in result.segments):
+        body["words"] = words_json(result)
+    return body
 
 
 def render(result, response_format: str, task: str, window_segments) -> tuple[str, str]:
