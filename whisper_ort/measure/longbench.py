@@ -66,8 +66,15 @@ def build_long_file(audio_dir: str | Path, out: str | Path, minutes: float, sour
     return out, order, len(samples) / SR
 
 
-def piece_references(audio_dir: str | Path, names, cache: Path, threads: int) -> dict[str, str]:
-    """hf_generate's text of each piece: the committed reference, else transcribed once and cached."""
+def piece_references(audio_dir: str | Path, names, cache: Path, threads: int) -> tuple[dict[str, str], str]:
+    """({piece: reference text}, kind): the ground truth of MANIFEST.csv when every piece has
+    one ("ground truth"), else hf_generate's text of each piece ("proxy"): the committed
+    reference, else transcribed once and cached."""
+    from whisper_ort.measure.wer import manifest_references
+
+    truth = manifest_references(audio_dir)
+    if all(n in truth for n in names):
+        return {n: truth[n] for n in names}, "ground truth"
     refs = {r.file: r.text for r in read_records(REFERENCE) if r.status == "ok"} if REFERENCE.is_file() else {}
     cached = json.loads(cache.read_text()) if cache.is_file() else {}
     missing = sorted(set(names) - set(refs) - set(cached))
@@ -79,7 +86,7 @@ def piece_references(audio_dir: str | Path, names, cache: Path, threads: int) ->
                 raise RuntimeError(f"reference for {name}: {r['error']}")
             cached[name] = r["text"]
         write_json(cache, cached)
-    return {n: refs.get(n, cached.get(n)) for n in names}
+    return {n: refs.get(n, cached.get(n)) for n in names}, "proxy"
 
 
 def worker(argv: list[str]) -> None:
@@ -108,6 +115,21 @@ def worker(argv: list[str]) -> None:
             if r.status != "ok":
                 raise RuntimeError(r.error)
             return r.text, r.n_windows
+    elif kind in ("faster_whisper_timestamps", "faster_whisper_defaults"):
+        from faster_whisper import decode_audio
+
+        from whisper_ort.measure.peers.faster_whisper import FasterWhisperPeer
+
+        p = FasterWhisperPeer("whisper-base-with-past", threads=threads)
+        # its recommended long-form walks: greedy with timestamps (seeking to the last segment's
+        # end), or transcribe()'s defaults as its users run them (beam 5, the temperature
+        # ladder, conditioned on the previous text); both fp32, language given, no VAD
+        greedy = {"beam_size": 1, "temperature": 0.0} if kind == "faster_whisper_timestamps" else {}
+
+        def once():
+            segments, _ = p.model.transcribe(decode_audio(path, sampling_rate=SR), language="en", task="transcribe", **greedy)
+            segments = list(segments)
+            return "".join(s.text for s in segments).strip(), len({s.seek for s in segments})
     elif kind == "faster_whisper_batched":
         from faster_whisper import BatchedInferencePipeline, decode_audio
 
@@ -157,7 +179,9 @@ def run_worker(kind: str, path: Path, threads: int, batch: int = 1, chunking: st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-FW_SEQ = "faster_whisper sequential"
+FW_SEQ = "faster_whisper sequential"  # the study's setting: greedy without timestamps
+FW_TIMESTAMPS = "faster_whisper greedy, timestamps"
+FW_DEFAULTS = "faster_whisper defaults (beam 5)"
 MODEL_DIR_ENV = "LONGBENCH_MODEL_DIR"  # the workers' whisper_ort folder (--model-dir)
 
 
@@ -165,9 +189,10 @@ def settings(batch: int, chunkings=("strided", "silence"), only=None) -> list[tu
     """(label, kind, batch, chunking) of every row; only: the rows whose label holds one of these."""
     rows = []
     for chunking in chunkings:
-        for b in dict.fromkeys((1, batch)):
+        for b in (1,) if chunking == "sequential" else dict.fromkeys((1, batch)):  # sequential: window after window
             rows.append((f"whisper_ort {chunking} batch {b}", "whisper_ort", b, chunking))
-    rows += [(FW_SEQ, "faster_whisper", 1, "-"), (f"faster_whisper BatchedInferencePipeline batch {batch}", "faster_whisper_batched", batch, "-")]
+    rows += [(FW_SEQ, "faster_whisper", 1, "-"), (FW_TIMESTAMPS, "faster_whisper_timestamps", 1, "-"), (FW_DEFAULTS, "faster_whisper_defaults", 1, "-"),
+             (f"faster_whisper BatchedInferencePipeline batch {batch}", "faster_whisper_batched", batch, "-")]
     return [r for r in rows if not only or any(o in r[0] for o in only)]
 
 
@@ -178,21 +203,27 @@ def _ratio(x: float | None) -> str:
 def markdown(result: dict) -> str:
     """longform.md from longform.json's contents."""
     rows, audio_s = result["rows"], result["duration_s"]
+    kind = result.get("reference_kind", "proxy")
     lines = [f"{audio_s / 60:.2f} min of audio ({audio_s:.1f} s: {len(result['pieces'])} whole pieces, {', '.join(result['sources'])} in turn), "
              f"{result['threads']} threads, warm, median of {result['rounds']} round(s); each setting in its own process; "
              f"whisper_ort variant {', '.join(result['whisper_ort_variant'])} (auto).", "",
-             "| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs proxy | sub / del / ins |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| setting | seconds | each round, s | audio s per s | throughput / faster-whisper sequential | windows | WER vs {kind} | sub / del / ins | longest deletion run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['setting']} | {r['elapsed_s']:.1f} | {' '.join(f'{x:.1f}' for x in r['elapsed_rounds_s'])} | {r['audio_s_per_s']:.1f} | {_ratio(r['throughput_vs_faster_whisper'])} | "
-              f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} |" for r in rows]
+              f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} | "
+              f"{r.get('longest_deletion_run', '?')} |" for r in rows]
     lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
               "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
               "vad = Silero VAD speech merged into windows of at most 30 s (the BatchedInferencePipeline's), openai's no-speech rule on each; "
-              "faster-whisper sequential = its 30 s walk, no VAD; BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
+              "faster-whisper sequential = its 30 s walk without timestamps, no VAD (the study's setting); greedy, timestamps = its walk seeking to the last "
+              "segment's end; defaults = transcribe() as its users run it (beam 5, temperature ladder, previous text); BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
               "(silence between them is not decoded).", "",
-              f"WER vs proxy: the reference transcripts of the pieces (hf_generate, one file at a time) joined in order, {result['reference_words']} words, "
-              "normalized Whisper's way; a proxy, not ground truth: it is another model run, and the long file's windows "
-              "cross the pieces' boundaries where the reference's did not. Deletions are where windowing loses words: "
+              (f"WER vs ground truth: the pieces' reference_text in MANIFEST.csv joined in order, {result['reference_words']} words, normalized Whisper's way. "
+               if kind == "ground truth" else
+               f"WER vs proxy: the reference transcripts of the pieces (hf_generate, one file at a time) joined in order, {result['reference_words']} words, "
+               "normalized Whisper's way; a proxy, not ground truth: it is another model run, and the long file's windows "
+               "cross the pieces' boundaries where the reference's did not. ")
+              + "Deletions are where windowing loses words (the longest run: a window decoded short loses a run, scattered deletions do not): "
               "faster-whisper's sequential walk (no timestamps, so it seeks a full 30 s) cuts words at its boundaries and loses the rest "
               "of a window Whisper ends early (a 30 s window decoded to a single short phrase); the strided stitch (transformers' "
               "`_find_longest_common_sequence`) aligns such a short window inside its neighbour and drops the words after the match.",
@@ -231,7 +262,7 @@ def main(argv=None) -> int:
     default = sources == list(SOURCES) and not a.pause_s
     name = f"long_{a.minutes:g}min.wav" if default else f"long_{a.minutes:g}min_{len(sources)}pieces_pause{a.pause_s:g}s.wav"
     long_file, order, audio_s = build_long_file(a.audio_dir, out_dir / name, a.minutes, sources, a.pause_s)
-    refs = piece_references(a.audio_dir, order, out_dir / "piece_references.json", a.threads)
+    refs, reference_kind = piece_references(a.audio_dir, order, out_dir / "piece_references.json", a.threads)
     reference = " ".join(refs[n].strip() for n in order)
     runs: dict[str, list[dict]] = {}
     rows_run = settings(a.batch_size, a.chunkings, a.only)
@@ -247,7 +278,7 @@ def main(argv=None) -> int:
         m = measures(reference, rs[0]["text"])
         rows.append({"setting": label, "elapsed_s": elapsed, "elapsed_rounds_s": [r["elapsed_s"] for r in rs], "audio_s_per_s": audio_s / elapsed,
                      "throughput_vs_faster_whisper": fw_elapsed / elapsed if fw_elapsed else None, "n_windows": rs[0].get("n_windows"),
-                     "wer": m["wer"], **{k: m[k] for k in ("substitutions", "deletions", "insertions")}, "text": rs[0]["text"]})
+                     "wer": m["wer"], **{k: m[k] for k in ("substitutions", "deletions", "insertions", "longest_deletion_run")}, "text": rs[0]["text"]})
     by = {r["setting"]: r for r in rows}
     identical = {c: by[f"whisper_ort {c} batch {a.batch_size}"]["text"] == by[f"whisper_ort {c} batch 1"]["text"] for c in a.chunkings
                  if f"whisper_ort {c} batch 1" in by and f"whisper_ort {c} batch {a.batch_size}" in by}
@@ -255,7 +286,7 @@ def main(argv=None) -> int:
     variants = sorted({r["variant"] for rs in runs.values() for r in rs if "variant" in r})
     result = {"file": str(long_file), "whisper_ort_variant": variants, "minutes": a.minutes, "duration_s": audio_s, "pieces": order, "threads": a.threads,
               "rounds": a.rounds, "batch_size": a.batch_size, "sources": sources, "pause_s": a.pause_s, "rows": rows,
-              "batched_text_identical": identical, "reference_words": ref_words, "normalizer": normalizer_name(),
+              "batched_text_identical": identical, "reference_words": ref_words, "reference_kind": reference_kind, "normalizer": normalizer_name(),
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_json(out_dir / "longform.json", result)
     text = markdown(result)

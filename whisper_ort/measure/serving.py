@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import signal
 import socket
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 from whisper_ort.measure.environment import cpu_model
+from whisper_ort.measure.records import write_atomic, write_json
 from whisper_ort.study.paths import BENCH_DIR
 
 SERVERS = ("batched", "one_at_a_time", "faster_whisper")
@@ -213,9 +213,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     meta = {"command": " ".join(["python -m whisper_ort.measure.serving", *(argv if argv is not None else sys.argv[1:])]), "duration_s": args.duration,
             "threads": args.threads, "max_batch": args.max_batch, "files": [f[0] for f in files], "cpu": cpu_model(), "cores": os.cpu_count()}
-    (out / "serving.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    write_json(out / "serving.json", {"meta": meta, "results": results})  # atomic, as every record file
     md = table(results)
-    (out / "serving.md").write_text(f"`{meta['command']}` on {meta['cpu']} ({meta['cores']} cores), {len(files)} files of at most {SHORT_S:g} s\n\n{md}")
+    write_atomic(out / "serving.md", f"`{meta['command']}` on {meta['cpu']} ({meta['cores']} cores), {len(files)} files of at most {SHORT_S:g} s\n\n{md}")
     print(md)
     print(f"wrote {out / 'serving.json'} and serving.md")
     return 0
