@@ -82,6 +82,20 @@ def load_compare(paths: StudyPaths) -> tuple[pd.DataFrame | None, dict | None]:
     return load_records(folder / "records.json"), load_summary(folder / "summary.json")
 
 
+def load_longform(paths: StudyPaths) -> dict | None:
+    """longform.json (python -m whisper_ort.measure.longbench) as written, or None when it
+    is not there, not readable or holds no rows."""
+    data = _read_json(paths.longform_dir / "longform.json")
+    return data if isinstance(data, dict) and isinstance(data.get("rows"), list) else None
+
+
+def load_serving(paths: StudyPaths) -> dict | None:
+    """serving.json (python -m whisper_ort.measure.serving): {"meta": ..., "results": [...]},
+    or None when it is not there, not readable or not of that shape."""
+    data = _read_json(paths.serving_dir / "serving.json")
+    return data if isinstance(data, dict) and isinstance(data.get("results"), list) else None
+
+
 def load_floors(paths: StudyPaths) -> dict:
     from whisper_ort.measure.hardware import load_floors as _load
 

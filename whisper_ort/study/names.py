@@ -33,8 +33,13 @@ IMPL_COLORS = {
     "openvino_fp32": "#1b9e9e",
     "openvino_default": "#8fd3d3",
 }
+SERVER_COLORS = {  # measure.serving's servers
+    "batched": "#d1495b",
+    "one_at_a_time": "#e6a23c",
+    "faster_whisper": "#2f6db5",
+}
 REFERENCE_IMPL = "hf_generate"
 PLOT_FORMATS = ("png", "svg")
 SCALING_STAGES = ("t_features", "t_encoder", "t_decoder_first", "t_decoder_loop", "t_total")
 
-__all__ = ["NATIVE", "STAGES", "STAGE_LABELS", "STAGE_COLORS", "IMPL_ORDER", "IMPL_COLORS", "REFERENCE_IMPL", "PLOT_FORMATS", "SCALING_STAGES"]
+__all__ = ["NATIVE", "STAGES", "STAGE_LABELS", "STAGE_COLORS", "IMPL_ORDER", "IMPL_COLORS", "SERVER_COLORS", "REFERENCE_IMPL", "PLOT_FORMATS", "SCALING_STAGES"]

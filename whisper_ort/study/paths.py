@@ -7,7 +7,8 @@ read or write. A leaf module (pathlib only): measure's command-line defaults com
         hardware.json                                       GEMM peak, bandwidth, floors
         compare/records.json, summary.json                  whisper_ort vs its peers
         levers/levers.json, levers.md                       performance levers
-        longform/longform.json, longform.md                 long audio
+        longform/longform.json, longform.md                 long audio (measure.longbench)
+        serving/serving.json, serving.md                    concurrent clients (measure.serving)
         study.json                                          what the study ran, how long
     results/reference/inference_per_file.json  hf_generate transcripts (REFERENCE)
     results/plots/                             PNG and SVG (PLOTS_DIR)
@@ -30,6 +31,7 @@ HISTORY_DIR = "results/history"
 COMPARE_DIR = f"{BENCH_DIR}/compare"
 LEVERS_DIR = f"{BENCH_DIR}/levers"
 LONGFORM_DIR = f"{BENCH_DIR}/longform"
+SERVING_DIR = f"{BENCH_DIR}/serving"
 HARDWARE = f"{BENCH_DIR}/hardware.json"
 NATIVE = "whisper_ort"  # this package's implementation name in records
 
@@ -93,6 +95,10 @@ class StudyPaths:
     @property
     def longform_dir(self) -> Path:
         return self.bench_dir / "longform"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.bench_dir / "serving"
 
     @property
     def study_json(self) -> Path:

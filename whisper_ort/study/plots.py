@@ -7,9 +7,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whisper_ort.study.names import IMPL_COLORS, PLOT_FORMATS, SCALING_STAGES, STAGE_COLORS, STAGE_LABELS, STAGES
+from whisper_ort.study.names import (
+    IMPL_COLORS,
+    PLOT_FORMATS,
+    SCALING_STAGES,
+    SERVER_COLORS,
+    STAGE_COLORS,
+    STAGE_LABELS,
+    STAGES,
+)
 from whisper_ort.study.paths import NATIVE, resolve
-from whisper_ort.study.tables import _ok, impl_sort_key, peers_table, per_file
+from whisper_ort.study.tables import _ok, impl_sort_key, longform_table, peers_table, per_file, serving_table
 
 
 def _figure(width=8.0, height=4.5, ncols=1):
@@ -382,3 +390,105 @@ def plot_wer(pairs: pd.DataFrame, ground: pd.DataFrame, plots_dir, name="wer", n
         ax.grid(axis="x", alpha=0.3)
     _finish(fig, "Transcript fidelity", note)
     return save(fig, plots_dir, name)
+
+
+def _place_labels(ax, xs, ys, labels, fontsize=7.0) -> None:
+    """Each point's label beside it, at the first of a few offsets where its (estimated) box
+    does not overlap an earlier label's; the points with the highest x first."""
+    fig = ax.figure
+    fig.canvas.draw()  # the layout the boxes are estimated in
+    to_px = ax.transData.transform
+    pt = fig.dpi / 72.0
+    offsets = [(4, 2, "left"), (4, -11, "left"), (-4, 2, "right"), (-4, -11, "right"), (4, 10, "left"), (-4, 10, "right"), (4, -19, "left"), (-4, -19, "right")]
+    placed: list[tuple[float, float, float, float]] = []
+    for i in sorted(range(len(xs)), key=lambda i: (-xs[i], ys[i])):
+        px, py = to_px((xs[i], ys[i]))
+        w, h = 0.56 * fontsize * len(labels[i]) * pt, 1.2 * fontsize * pt
+        chosen = offsets[0]
+        for dx, dy, ha in offsets:
+            x0 = px + dx * pt - (w if ha == "right" else 0)
+            y0 = py + dy * pt
+            box = (x0, y0, x0 + w, y0 + h)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                chosen = (dx, dy, ha)
+                break
+        dx, dy, ha = chosen
+        x0 = px + dx * pt - (w if ha == "right" else 0)
+        placed.append((x0, py + dy * pt, x0 + w, py + dy * pt + h))
+        ax.annotate(labels[i], (xs[i], ys[i]), textcoords="offset points", xytext=(dx, dy), ha=ha, va="bottom", fontsize=fontsize)
+
+
+def longform_figure(result: dict | pd.DataFrame | None, note: str = ""):
+    """WER (%, y) against throughput in audio seconds per second (x), one point per row of
+    longform.json, labelled with its number in the key beside the plot (the setting, its
+    throughput and WER): whisper_ort's rows in one colour, faster-whisper's in another.
+    Returns the Figure, or None when there are no rows."""
+    from matplotlib.lines import Line2D
+
+    table = result if isinstance(result, pd.DataFrame) else longform_table(result)
+    table = table.dropna(subset=["audio_s_per_s", "wer"]).reset_index(drop=True)
+    if table.empty:
+        return None
+    fig, ax = _figure(12, 5.4)
+    for impl in sorted(table["implementation"].unique(), key=impl_sort_key):
+        sub = table[table["implementation"] == impl]
+        ax.scatter(sub["audio_s_per_s"], 100 * sub["wer"], s=40, color=IMPL_COLORS.get(impl, "#999999"), zorder=3, label=impl)
+    x, y = table["audio_s_per_s"].to_numpy(dtype=float), 100 * table["wer"].to_numpy(dtype=float)
+    ax.set_xlim(0, x.max() * 1.12)
+    ax.set_ylim(0, max(5.0, y.max() * 1.12))
+    ax.set_xlabel("throughput: audio seconds transcribed per second (higher is faster)")
+    ax.set_ylabel("word error rate, normalized (%)")
+    ax.grid(alpha=0.3)
+    handles = [Line2D([], [], ls="", marker="o", color=IMPL_COLORS.get(r.implementation, "#999999"),
+                      label=f"{i + 1}  {r.setting}: {r.audio_s_per_s:.1f} s/s, {100 * r.wer:.1f} %") for i, r in enumerate(table.itertuples())]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=False,
+              title="setting: audio s per s, WER", title_fontsize=8, alignment="left")
+    _finish(fig, "Long audio: accuracy against throughput, per setting", note)
+    _place_labels(ax, list(x), list(y), [str(i + 1) for i in range(len(table))], fontsize=8)
+    return fig
+
+
+def plot_longform(result: dict | pd.DataFrame | None, plots_dir, name="longform_wer_throughput", note: str = "") -> dict | None:
+    """longform_figure saved as <plots_dir>/<name>.png and .svg."""
+    fig = longform_figure(result, note)
+    return save(fig, plots_dir, name) if fig is not None else None
+
+
+def serving_figure(data: dict | pd.DataFrame | None, note: str = ""):
+    """Left: throughput (requests/s) against concurrent clients, one line per server; right:
+    p50 (solid) and p95 (dashed) latency. Returns the Figure, or None without levels."""
+    table = data if isinstance(data, pd.DataFrame) else serving_table(data)
+    table = table.dropna(subset=["clients"])
+    if table.empty:
+        return None
+    fig, (ax1, ax2) = _figure(12, 4.8, ncols=2)
+    palette = ["#66a182", "#8c6bb1", "#8c8c8c", "#222222"]
+    servers = list(dict.fromkeys(table["server"]))
+    for i, server in enumerate(servers):
+        sub = table[table["server"] == server].sort_values("clients")
+        color = SERVER_COLORS.get(server, palette[i % len(palette)])
+        ax1.plot(sub["clients"], sub["throughput_rps"], marker="o", color=color, lw=1.8, label=server)
+        ax2.plot(sub["clients"], sub["p50_s"], marker="o", color=color, lw=1.8, label=f"{server}: p50")
+        ax2.plot(sub["clients"], sub["p95_s"], marker="^", color=color, lw=1.2, ls="--", label=f"{server}: p95")
+    clients = sorted(int(c) for c in table["clients"].unique())
+    for ax in (ax1, ax2):
+        if len(clients) > 1 and clients[-1] / max(clients[0], 1) >= 4:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(clients, [str(c) for c in clients])
+        ax.minorticks_off()
+        ax.set_xlabel("concurrent clients (closed loop)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    ax1.set_ylabel("throughput (requests / s)")
+    ax1.set_title("Throughput", fontsize=10)
+    ax2.set_ylabel("latency per request (s)")
+    ax2.set_title("Latency: p50 solid, p95 dashed", fontsize=10)
+    _legend_outside(ax2)
+    _finish(fig, "Serving: throughput and latency against concurrent clients", note)
+    return fig
+
+
+def plot_serving(data: dict | pd.DataFrame | None, plots_dir, name="serving", note: str = "") -> dict | None:
+    """serving_figure saved as <plots_dir>/<name>.png and .svg."""
+    fig = serving_figure(data, note)
+    return save(fig, plots_dir, name) if fig is not None else None

@@ -1,5 +1,6 @@
 """Runs that make the study's records, each measured setting in a fresh process
-(`whisper-ort bench`, `whisper-ort compare`, `whisper-ort reference`), so a thread count or an
+(`whisper-ort bench`, `whisper-ort compare`, `whisper-ort reference`, `python -m
+whisper_ort.measure.longbench` and `.serving`), so a thread count or an
 implementation never inherits another's warm caches or thread pools."""
 
 from __future__ import annotations
@@ -191,3 +192,44 @@ def run_thread_scaling(threads_list=(1, 2), bench_dir=BENCH_DIR, audio_dir="audi
             df["threads"] = t
             frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _module_run(module: str, args: list[str], timeout=None) -> subprocess.CompletedProcess:
+    """`python -m <module> args` from the repository root; RunError unless it exits with 0
+    (these commands have no "some files failed" exit code: 1 is a traceback)."""
+    proc = run_command([sys.executable, "-m", module, *args], timeout=timeout)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RunError(f"`python -m {module}` exited with {proc.returncode}:\n{tail}")
+    return proc
+
+
+def longbench(output_dir, audio_dir="audio", threads=2, minutes=5.0, extra: list[str] | None = None, timeout=None) -> dict | None:
+    """`python -m whisper_ort.measure.longbench` in a fresh process (it starts one more per
+    setting) into output_dir; returns longform.json's contents."""
+    from whisper_ort.study.load import _read_json
+
+    args = ["--audio-dir", rel_path(audio_dir), "--threads", str(int(threads)), "--minutes", f"{float(minutes):g}",
+            "--output-dir", rel_path(output_dir), *[str(a) for a in (extra or [])]]
+    _module_run("whisper_ort.measure.longbench", args, timeout=timeout)
+    data = _read_json(resolve(output_dir) / "longform.json")
+    return data if isinstance(data, dict) else None
+
+
+def serving(output_dir, audio_dir="audio", threads=2, clients="1,2,4,8,16", duration=30.0, servers=None, onnx_dir=None, extra: list[str] | None = None, timeout=None) -> dict | None:
+    """`python -m whisper_ort.measure.serving` (it starts and stops every server itself) into
+    output_dir; returns serving.json's contents."""
+    from whisper_ort.study.load import _read_json
+
+    if not isinstance(clients, str):
+        clients = ",".join(str(int(c)) for c in clients)
+    args = ["--audio-dir", rel_path(audio_dir), "--threads", str(int(threads)), "--clients", clients, "--duration", f"{float(duration):g}",
+            "--output-dir", rel_path(output_dir)]
+    if servers:
+        args += ["--servers", servers if isinstance(servers, str) else ",".join(servers)]
+    if onnx_dir:
+        args += ["--onnx-dir", rel_path(onnx_dir)]
+    args += [str(a) for a in (extra or [])]
+    _module_run("whisper_ort.measure.serving", args, timeout=timeout)
+    data = _read_json(resolve(output_dir) / "serving.json")
+    return data if isinstance(data, dict) else None

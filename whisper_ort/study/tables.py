@@ -307,3 +307,79 @@ def run_note(df: pd.DataFrame | None = None, summary: dict | None = None, extra:
     if date:
         parts.append(date[:10])
     return " · ".join(parts)
+
+
+# ---------------------------------------------------------------- long audio, serving
+
+
+LONGFORM_COLUMNS = ["setting", "implementation", "audio_s_per_s", "wer", "elapsed_s", "n_windows", "throughput_vs_faster_whisper"]
+SERVING_COLUMNS = ["server", "clients", "throughput_rps", "audio_s_per_s", "p50_s", "p95_s", "requests", "ok", "failed"]
+
+
+def longform_table(result: dict | None) -> pd.DataFrame:
+    """One row per setting of longform.json, in its order; implementation = the setting's
+    first word (whisper_ort or faster_whisper); wer a fraction."""
+    rows = []
+    for r in (result or {}).get("rows") or []:
+        setting = str(r.get("setting", "?"))
+        rows.append({"setting": setting, "implementation": setting.split()[0] if setting.split() else "?",
+                     **{k: r.get(k) for k in LONGFORM_COLUMNS[2:]}})
+    df = pd.DataFrame(rows, columns=LONGFORM_COLUMNS)
+    for name in ("audio_s_per_s", "wer", "elapsed_s", "throughput_vs_faster_whisper"):
+        df[name] = pd.to_numeric(df[name], errors="coerce")
+    return df
+
+
+def serving_table(data: dict | None) -> pd.DataFrame:
+    """One row per server and client count of serving.json (its requests left out), sorted by
+    server (in the file's order) and clients."""
+    rows = []
+    for order, res in enumerate((data or {}).get("results") or []):
+        for lv in res.get("levels") or []:
+            rows.append({"server": str(res.get("server", "?")), "_order": order, **{k: lv.get(k) for k in SERVING_COLUMNS[1:]}})
+    df = pd.DataFrame(rows, columns=["_order", *SERVING_COLUMNS])
+    for name in SERVING_COLUMNS[1:]:
+        df[name] = pd.to_numeric(df[name], errors="coerce")
+    return df.sort_values(["_order", "clients"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def _cpu_note(cpu: str | None, cores=None) -> str:
+    if cpu:
+        return f"{cpu}" + (f" ({cores} CPUs)" if cores else "")
+    from whisper_ort.measure.environment import cpu_model
+
+    return f"{cpu_model()} (this machine's: the record does not name its CPU)"
+
+
+def longform_note(result: dict | None) -> str:
+    """A plot's caption for longform.json: CPU, threads, audio, rounds, date."""
+    r = result or {}
+    parts = ["whisper-base FP32", _cpu_note(r.get("cpu"))]
+    if r.get("threads") is not None:
+        parts.append(f"{r['threads']} thread(s)")
+    if r.get("duration_s") is not None:
+        parts.append(f"{float(r['duration_s']) / 60:.1f} min of audio")
+    if r.get("rounds") is not None:
+        parts.append(f"median of {r['rounds']} round(s)")
+    if r.get("reference_kind"):
+        parts.append(f"WER vs {r['reference_kind']}")
+    date = _latest_date(r)
+    if date:
+        parts.append(date[:10])
+    return " · ".join(parts)
+
+
+def serving_note(data: dict | None) -> str:
+    """A plot's caption for serving.json: CPU, threads, seconds of load per level, files."""
+    meta = (data or {}).get("meta") or {}
+    parts = ["whisper-base FP32", _cpu_note(meta.get("cpu"), meta.get("cores"))]
+    if meta.get("threads") is not None:
+        parts.append(f"{meta['threads']} thread(s) per server")
+    if meta.get("duration_s") is not None:
+        parts.append(f"{meta['duration_s']:g} s of load per level")
+    if meta.get("files"):
+        parts.append(f"{len(meta['files'])} short file(s) in turn")
+    date = _latest_date(meta)
+    if date:
+        parts.append(date[:10])
+    return " · ".join(parts)
