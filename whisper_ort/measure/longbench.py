@@ -287,7 +287,8 @@ def main(argv=None) -> int:
     result = {"file": str(long_file), "whisper_ort_variant": variants, "minutes": a.minutes, "duration_s": audio_s, "pieces": order, "threads": a.threads,
               "rounds": a.rounds, "batch_size": a.batch_size, "sources": sources, "pause_s": a.pause_s, "rows": rows,
               "batched_text_identical": identical, "reference_words": ref_words, "reference_kind": reference_kind, "normalizer": normalizer_name(),
-              "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+              "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "cpu": __import__("whisper_ort.measure.environment", fromlist=["cpu_model"]).cpu_model()}
     write_json(out_dir / "longform.json", result)
     text = markdown(result)
     write_atomic(out_dir / "longform.md", text)
