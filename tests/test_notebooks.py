@@ -79,6 +79,24 @@ def test_params_files_fit_the_notebooks(params):
         assert data["study"]["results_md"] != "RESULTS.md"  # a ci run never replaces the real one
 
 
+RUN_FLAGS = {"longform": ("run_longbench", "rerun_longbench"), "serving": ("run_serving", "rerun_serving")}
+
+
+@pytest.mark.parametrize("name", sorted(RUN_FLAGS))
+def test_measuring_notebooks_only_read_by_default(name):
+    """longform and serving measure for minutes: their defaults, ci.yaml's and default.yaml's
+    (`make study` stays under 30 minutes) only read the records on disk."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
+    for flag in RUN_FLAGS[name]:
+        assert declared[flag]["default"] == "False"
+        for params in ("ci.yaml", "default.yaml"):
+            values = notebooks.notebook_parameters(NOTEBOOKS / f"{name}.ipynb", notebooks.load_params(PARAMS / params))
+            assert values.get(flag, False) is False, f"{params}: {name}.{flag}"
+    assert list(notebooks.NOTEBOOKS).index(name) > list(notebooks.NOTEBOOKS).index("peers")
+
+
 def test_unknown_parameter_is_an_error():
     with pytest.raises(ValueError, match="unknown parameter"):
         notebooks.notebook_parameters(NOTEBOOKS / "latency_sweep.ipynb", {"latency_sweep": {"thread": 4}})

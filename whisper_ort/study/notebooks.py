@@ -2,13 +2,15 @@
 
     python -m whisper_ort.study --params params/default.yaml      (what `make notebooks` runs)
 
-executes notebooks/{latency_sweep, thread_scaling, stage_breakdown, peers, transcript_diff}.ipynb
-in that order into results/notebooks/, each with the YAML's `common:` parameters (those the
-notebook declares) and its own section, writes results/benchmarks/study.json (what ran, how
-long), then regenerates RESULTS.md from the records (`whisper_ort.study.results_md`).
+executes notebooks/{latency_sweep, thread_scaling, stage_breakdown, peers, longform, serving,
+transcript_diff}.ipynb in that order into results/notebooks/, each with the YAML's `common:`
+parameters (those the notebook declares) and its own section, writes
+results/benchmarks/study.json (what ran, how long), then regenerates RESULTS.md from the
+records (`whisper_ort.study.results_md`).
 
 The notebooks call the run helpers below, which start every measured setting in a fresh
-process (`whisper-ort bench`, `whisper-ort compare`), so a thread count or an
+process (`whisper-ort bench`, `whisper-ort compare`, `python -m whisper_ort.measure.longbench`,
+`python -m whisper_ort.measure.serving`), so a thread count or an
 implementation never inherits another's warm caches or thread pools.
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from whisper_ort.study.paths import BENCH_DIR, NOTEBOOKS_DIR, PLOTS_DIR, REFERENCE, StudyPaths, repo_root, resolve
 from whisper_ort.study.runs import rel_path
 
-NOTEBOOKS = ("latency_sweep", "thread_scaling", "stage_breakdown", "peers", "transcript_diff")
+NOTEBOOKS = ("latency_sweep", "thread_scaling", "stage_breakdown", "peers", "longform", "serving", "transcript_diff")
 KERNEL = "whisper-ort"
 
 
