@@ -138,3 +138,30 @@ def test_loaders_read_the_study_folders(tmp_path):
     (paths.serving_dir / "serving.json").write_text(json.dumps(serving_data()))
     assert len(load.load_longform(paths)["rows"]) == len(LONGFORM_ROWS)
     assert [r["server"] for r in load.load_serving(paths)["results"]] == list(SERVING)
+
+
+def test_results_md_sections(tmp_path):
+    from whisper_ort.measure.longbench import markdown
+    from whisper_ort.study import results_md
+
+    results = tmp_path / "results"
+    text = results_md.build_results_md(results, tmp_path / "R.md", audio_dir=tmp_path / "audio")
+    assert "## Long audio throughput" in text and "## Serving under concurrent clients" in text
+    assert "Not measured in this run: `python -m whisper_ort.measure.longbench --output-dir " in text
+    assert "Not measured in this run: `python -m whisper_ort.measure.serving --output-dir " in text
+
+    bench = results / "benchmarks"
+    (bench / "longform").mkdir(parents=True)
+    result = longform_result()
+    (bench / "longform" / "longform.json").write_text(json.dumps(result))
+    (bench / "longform" / "longform.md").write_text(markdown(result))
+    (bench / "serving").mkdir()
+    (bench / "serving" / "serving.json").write_text(json.dumps(serving_data()))  # no serving.md: the table from the json
+    text = results_md.build_results_md(results, tmp_path / "R.md", audio_dir=tmp_path / "audio")
+    assert "Not measured in this run" not in text
+    assert "| whisper_ort silence batch 8 | 10.3 |" in text  # longform.md's table
+    assert "| faster_whisper | 16 | 2.60 | 18.2 | 6.10 | 8.00 | 0 |" in text
+    assert "![long audio: WER against throughput](results/plots/longform_wer_throughput.svg)" in text
+    assert "![serving: throughput and latency against clients](results/plots/serving.svg)" in text
+    assert (results / "plots" / "longform_wer_throughput.png").is_file() and (results / "plots" / "serving.png").is_file()
+    assert results_md.build_results_md(results, tmp_path / "R.md", audio_dir=tmp_path / "audio") == text  # deterministic

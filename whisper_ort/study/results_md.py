@@ -23,6 +23,8 @@ from whisper_ort.study.load import (
     load_compare,
     load_floors,
     load_latency,
+    load_longform,
+    load_serving,
     load_thread_runs,
     missing,
 )
@@ -45,17 +47,30 @@ from whisper_ort.study.paths import NATIVE, NOTEBOOKS_DIR, StudyPaths, repo_root
 from whisper_ort.study.plots import (
     plot_latency_per_file,
     plot_latency_repeats,
+    plot_longform,
     plot_ms_per_token,
     plot_peers_latency,
     plot_peers_ratio,
     plot_peers_stages,
     plot_rtf_vs_duration,
+    plot_serving,
     plot_stage_breakdown,
     plot_stage_floors,
     plot_thread_scaling,
     plot_wer,
 )
-from whisper_ort.study.tables import _ok, fidelity, gather_texts, peers_table, run_note, stage_floors, thread_scaling
+from whisper_ort.study.tables import (
+    _ok,
+    fidelity,
+    gather_texts,
+    longform_note,
+    peers_table,
+    run_note,
+    serving_note,
+    serving_table,
+    stage_floors,
+    thread_scaling,
+)
 
 
 def rel(path: Path) -> str:
@@ -64,6 +79,21 @@ def rel(path: Path) -> str:
         return str(Path(path).relative_to(repo_root()))
     except ValueError:
         return str(path)
+
+
+NOT_MEASURED = "Not measured in this run: "
+
+
+def not_measured(command: str) -> str:
+    """The one line of a section whose records are optional (minutes of measuring, not in `make study`)."""
+    return f"{NOT_MEASURED}`{command}`."
+
+
+def serving_table_md(data: dict) -> str:
+    """serving.md's table, when only serving.json is there."""
+    rows = [[r.server, int(r.clients), fmt(r.throughput_rps, 2), fmt(r.audio_s_per_s, 1), fmt(r.p50_s, 2), fmt(r.p95_s, 2), int(r.failed) if r.failed == r.failed else "–"]
+            for r in serving_table(data).itertuples()]
+    return md_table(["server", "clients", "req/s", "audio s/s", "p50 s", "p95 s", "failed"], rows, "lrrrrrr")
 
 
 def build_results_md(results_dir: str | Path = "results", output: str | Path = "RESULTS.md", audio_dir: str | Path = "audio", plots: bool = True, write: bool = True, paths: StudyPaths | None = None) -> str:
@@ -217,12 +247,37 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
         out += ["", "### History: retired variants (not measured again)", "", retired.read_text().strip()]
 
     # long audio (python -m whisper_ort.measure.longbench)
+    out += ["", "## Long audio throughput", ""]
+    longform = load_longform(paths)
     long_md = paths.longform_dir / "longform.md"
-    if long_md.is_file():
-        out += ["", "## Long audio throughput", "", "`python -m whisper_ort.measure.longbench`: windows batched through the encoder and the decoder "
-                "(per-row K/V, finished rows drop out) against the unbatched path, for both ways of cutting the audio into windows (`--chunking`), "
-                "and faster-whisper's sequential transcription and its `BatchedInferencePipeline`, each in its own process.",
-                "", long_md.read_text().strip()]
+    if longform is not None or long_md.is_file():
+        out += ["`python -m whisper_ort.measure.longbench`: windows batched through the encoder and the decoder "
+                "(per-row K/V, finished rows drop out) against the unbatched path, for each way of cutting the audio into windows (`--chunking`), "
+                "and faster-whisper's sequential transcription and its `BatchedInferencePipeline`, each in its own process.", ""]
+        if long_md.is_file():
+            out.append(long_md.read_text().strip())
+        else:
+            from whisper_ort.measure.longbench import markdown as longform_markdown
+
+            out.append(longform_markdown(longform).strip())
+        if longform is not None:
+            out.append(img(plot_longform, longform, alt="long audio: WER against throughput", note=longform_note(longform)))
+    else:
+        out.append(not_measured(f"python -m whisper_ort.measure.longbench --output-dir {rel(paths.longform_dir)}"))
+
+    # serving (python -m whisper_ort.measure.serving)
+    out += ["", "## Serving under concurrent clients", ""]
+    serving = load_serving(paths)
+    serving_md = paths.serving_dir / "serving.md"
+    if serving is not None or serving_md.is_file():
+        out += ["`python -m whisper_ort.measure.serving`: each server in its own process on loopback (`batched`: `whisper-ort serve`; "
+                "`one_at_a_time`: the same with `--no-batching`; `faster_whisper`: a thread-pool server), each number of closed-loop "
+                "clients against each server in turn, the short files posted in turn; p50 / p95 over every answered request of a level.", ""]
+        out.append(serving_md.read_text().strip() if serving_md.is_file() else serving_table_md(serving))
+        if serving is not None:
+            out.append(img(plot_serving, serving, alt="serving: throughput and latency against clients", note=serving_note(serving)))
+    else:
+        out.append(not_measured(f"python -m whisper_ort.measure.serving --output-dir {rel(paths.serving_dir)}"))
 
     # fidelity
     out += ["", "## Fidelity", ""]
@@ -260,6 +315,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     text = build_results_md(args.results_dir, args.output, audio_dir=args.audio_dir, plots=not args.no_plots)
-    missing_notes = text.count("yet: run `")
+    missing_notes = text.count("yet: run `") + text.count(NOT_MEASURED)
     print(f"wrote {args.output} ({len(text.splitlines())} lines" + (f"; {missing_notes} section(s) without records" if missing_notes else "") + ")")
     return 0
