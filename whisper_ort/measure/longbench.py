@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from whisper_ort.measure.environment import cpu_model
 from whisper_ort.measure.records import read_records, write_atomic, write_json
 from whisper_ort.study.paths import LONGFORM_DIR
 from whisper_ort.study.paths import REFERENCE as REFERENCE_PATH
@@ -288,7 +289,7 @@ def main(argv=None) -> int:
               "rounds": a.rounds, "batch_size": a.batch_size, "sources": sources, "pause_s": a.pause_s, "rows": rows,
               "batched_text_identical": identical, "reference_words": ref_words, "reference_kind": reference_kind, "normalizer": normalizer_name(),
               "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "cpu": __import__("whisper_ort.measure.environment", fromlist=["cpu_model"]).cpu_model()}
+              "cpu": cpu_model()}
     write_json(out_dir / "longform.json", result)
     text = markdown(result)
     write_atomic(out_dir / "longform.md", text)
