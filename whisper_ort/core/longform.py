@@ -81,14 +81,15 @@ def silence_windows(samples: np.ndarray, chunk_s: float = CHUNK_S, search_s: flo
     n = len(samples)
     chunk, search = int(round(chunk_s * sr)), int(round(search_s * sr))
     frame, hop, min_tail = int(round(FRAME_S * sr)), int(round(HOP_S * sr)), int(round(MIN_TAIL_S * sr))
-    # Energy of any span from one cumulative sum (float64: float32 loses the small differences).
-    power = np.concatenate(([0.0], np.cumsum(np.square(samples, dtype=np.float64))))
     out, start = [], 0
     while n - start > chunk:
         hi = min(start + chunk, n - min_tail)  # the cut may not leave a tail under MIN_TAIL_S
         lo = max(start + 1, hi - search)
         frame_starts = np.arange(lo, max(lo, hi - frame) + 1, hop)
-        energy = power[np.minimum(frame_starts + frame, hi)] - power[frame_starts]
+        # Energy of any span in the searched stretch from one cumulative sum over it (float64:
+        # float32 loses the small differences); only that stretch, so an hour costs no more.
+        power = np.concatenate(([0.0], np.cumsum(np.square(samples[lo:hi], dtype=np.float64))))
+        energy = power[np.minimum(frame_starts + frame, hi) - lo] - power[frame_starts - lo]
         quietest = frame_starts[np.flatnonzero(energy == energy.min())[-1]]  # the latest on ties: longer windows
         cut = int(min(quietest + frame // 2, hi))
         out.append(Window(start, cut, 0, 0))

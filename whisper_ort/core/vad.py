@@ -21,6 +21,7 @@ VAD_LICENSE = "silero_vad_v6.LICENSE"
 SAMPLE_RATE = 16000
 FRAME = 512  # samples per speech probability
 CONTEXT = 64  # samples of the previous frame each frame is given
+BLOCK = 10000  # frames per session run (faster-whisper's batch)
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,21 @@ class SileroVad:
     def probabilities(self, samples: np.ndarray) -> np.ndarray:
         """Speech probability of every 512-sample frame (the last one zero-padded)."""
         samples = np.asarray(samples, dtype=np.float32)
-        padded = np.pad(samples, (0, FRAME - len(samples) % FRAME))  # a full frame more when already a multiple, as faster-whisper
-        frames = padded.reshape(-1, FRAME)
-        context = np.roll(frames[:, -CONTEXT:], 1, axis=0)
-        context[0] = 0.0  # the first frame has nothing before it
-        batch = np.ascontiguousarray(np.concatenate([context, frames], axis=1))
+        # Frames as faster-whisper builds them (the signal zero-padded by a full frame more when
+        # already a multiple; each frame led by the last CONTEXT samples of the one before, the
+        # first by zeros), built block by block: an hour of audio is never copied whole.
+        n_frames = len(samples) // FRAME + 1
         h = np.zeros((1, 1, 128), np.float32)
         c = np.zeros((1, 1, 128), np.float32)
         out = []
-        for i in range(0, len(batch), 10000):  # faster-whisper's encoder batch
-            probs, h, c = self.session.run(None, {"input": batch[i : i + 10000], "h": h, "c": c})
+        for i in range(0, n_frames, BLOCK):  # faster-whisper's encoder batch
+            j = min(i + BLOCK, n_frames)
+            frames = samples[i * FRAME : j * FRAME]
+            frames = np.pad(frames, (0, (j - i) * FRAME - len(frames))).reshape(-1, FRAME)
+            before = samples[i * FRAME - CONTEXT : i * FRAME] if i else np.zeros(CONTEXT, np.float32)
+            context = np.concatenate([before[None, :], frames[:-1, -CONTEXT:]], axis=0)
+            batch = np.ascontiguousarray(np.concatenate([context, frames], axis=1))
+            probs, h, c = self.session.run(None, {"input": batch, "h": h, "c": c})
             out.append(probs.reshape(-1))
         return np.concatenate(out)
 
