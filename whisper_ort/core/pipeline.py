@@ -165,7 +165,7 @@ class Transcriber:
             t = time.perf_counter()
             states = self.sessions.encode(mel)
             timings["t_encoder"] += time.perf_counter() - t
-            results = self._decode_states(states, options, rng, [len(p) for _, p in batch])
+            results = self._decode_states(states, options, rng, [len(p) for _, p in batch], [is_long(len(samples))] * len(batch))
             for (window, _), result in zip(batch, results):
                 timings["t_decoder_first"] += result.t_decoder_first * len(batch)
                 timings["t_decoder_loop"] += result.t_decoder_loop * len(batch)
@@ -247,26 +247,58 @@ class Transcriber:
 
     # -- the pieces of transcribe() for callers that batch windows of several files (serve/)
 
-    def decode_windows(self, mel: np.ndarray, options: DecodingOptions, n_samples: list[int] | None = None) -> list[DecodeResult]:
+    def decode_windows(self, mel: np.ndarray, options: DecodingOptions, n_samples: list[int] | None = None,
+                       long_form: list[bool] | None = None) -> list[DecodeResult]:
         """One encoder batch and one decoder batch over log-mel rows (N, 80, 3000) that may
         come from different files; one DecodeResult per row, in order. Rows are independent:
         a window's tokens do not depend on the other rows of its batch. n_samples: each
-        row's samples, for word timestamps (None: the whole 30 s holds audio)."""
+        row's samples, for word timestamps (None: the whole 30 s holds audio); long_form: each
+        row's file is over 30 s (its sparse windows are decoded again, see _decode_states)."""
         options = self._word_options(options)
         states = self.sessions.encode(mel)
-        return self._decode_states(states, options, np.random.default_rng(options.seed), n_samples or [CHUNK_SAMPLES] * len(mel))
+        return self._decode_states(states, options, np.random.default_rng(options.seed), n_samples or [CHUNK_SAMPLES] * len(mel),
+                                   long_form or [False] * len(mel))
 
-    def _decode_states(self, states, options: DecodingOptions, rng, n_samples: list[int]) -> list[DecodeResult]:
+    def _decode_states(self, states, options: DecodingOptions, rng, n_samples: list[int], long_form: list[bool]) -> list[DecodeResult]:
         """Windows decoded on their own (every mode but sequential): the initial prompt before
-        each window's prompt, vad's no-speech rule, sampling at the first temperature, then
-        the words."""
+        each window's prompt, vad's no-speech rule, sampling at the first temperature, sparse
+        windows of long files decoded again with timestamps, then the words."""
         prefix = self.prompt_prefix(options)
         if options.chunking == "vad":
             results = self._decode_speech(states, options, prefix)
         else:
             results = decode_plain(self.decoder(options), states, options, rng, prefix)
+        self._redecode_sparse(states, options, prefix, n_samples, long_form, results)
         self._add_words(states, n_samples, results, options, prefix)
         return results
+
+    def _redecode_sparse(self, states, options: DecodingOptions, prefix, n_samples: list[int], long_form: list[bool],
+                         results: list[DecodeResult]) -> None:
+        """Decoded without timestamps, Whisper sometimes ends a window at a pause and drops
+        the rest of its speech (22 words in one window of 5 min of continuous dev clips). A
+        window of a long file (silence or vad cut, greedy) with fewer than SPARSE_TOKENS_PER_S
+        text tokens per second over at least SPARSE_MIN_S is decoded again with timestamps,
+        which walks on past pauses; its text tokens replace the first decode's when there are
+        more of them and they pass the compression-ratio threshold. Files of one window keep
+        plain greedy decoding (token-equal to transformers)."""
+        if options.timestamps or options.chunking not in ("silence", "vad") or (options.beam_size or 1) > 1 or _temperatures(options)[0] > 0:
+            return
+        eot = self.tokenizer.ids.eot
+        sparse = [i for i, (n, long, r) in enumerate(zip(n_samples, long_form, results))
+                  if long and n >= SPARSE_MIN_S * SAMPLE_RATE and r.tokens and sum(t < eot for t in r.tokens) < SPARSE_TOKENS_PER_S * n / SAMPLE_RATE]
+        if not sparse:
+            return
+        rows = np.array(sparse)
+        subset = states[rows] if isinstance(states, np.ndarray) else [a[rows] for a in states]
+        again = self.decoder(replace(options, timestamps=True)).decode(subset, prefix=prefix)
+        extra = sum(r.t_decoder_first + r.t_decoder_loop for r in again) / len(results)
+        threshold = options.compression_ratio_threshold
+        for i, r in zip(sparse, again):
+            text = [t for t in r.tokens if t < eot]  # timestamp tokens sort after end of text
+            if len(text) > sum(t < eot for t in results[i].tokens) and (threshold is None or compression_ratio(self.tokenizer.decode(text)) <= threshold):
+                results[i] = replace(results[i], tokens=text, flags=[*results[i].flags, "redecoded"])
+        for r in results:
+            r.t_decoder_loop += extra  # the second pass is decoder time too
 
     def prompt_prefix(self, options: DecodingOptions) -> list[int] | None:
         """<|startofprev|> and the initial prompt's tokens (its last 223, as openai/whisper
@@ -304,7 +336,8 @@ class Transcriber:
         size = max(1, int(options.batch_size))
         for b in range(0, len(pieces), size):
             batch = pieces[b : b + size]
-            results = self.decode_windows(log_mel_batch([p for _, _, p in batch]), options, [len(p) for _, _, p in batch])
+            results = self.decode_windows(log_mel_batch([p for _, _, p in batch]), options, [len(p) for _, _, p in batch],
+                                          [is_long(len(audios[i])) for i, _, _ in batch])
             for (i, window, _), result in zip(batch, results):
                 per_file[i].append((window, result))
         out = [self.assemble(pairs, len(audio) / SAMPLE_RATE, options) if pairs else self._no_speech(len(audio), options, {}, start)
@@ -370,6 +403,15 @@ class Transcriber:
         number_segments(segments)
         return Transcription(text, segments, tokens, language, duration_s, {}, len(window_results), flags,
                              language_probs=window_results[0][1].language_probs)
+
+
+SPARSE_TOKENS_PER_S = 1.5  # dev clips run at 2.6-2.9 text tokens per second; the window that stopped short, 1.1
+SPARSE_MIN_S = 10.0  # shorter windows are left alone
+
+
+def is_long(n_samples: int) -> bool:
+    """Over one 30 s window: long-form decoding."""
+    return n_samples > CHUNK_SAMPLES + TAIL_TOLERANCE
 
 
 def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng, prefix: list[int] | None = None) -> list[DecodeResult]:

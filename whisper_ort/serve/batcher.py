@@ -26,9 +26,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from whisper_ort.core.audio import SAMPLE_RATE
 from whisper_ort.core.decoding import DecodeResult, DecodingOptions
 from whisper_ort.core.longform import Window
-from whisper_ort.core.pipeline import Transcriber, Transcription
+from whisper_ort.core.pipeline import Transcriber, Transcription, is_long
 
 
 class QueueFull(Exception):
@@ -165,7 +166,8 @@ class Batcher:
             start = time.perf_counter()
             try:
                 mel = np.stack([job.mel[i] for job, i in rows])
-                results = self.transcriber.decode_windows(mel, options, [job.windows[i].n_samples for job, i in rows])
+                results = self.transcriber.decode_windows(mel, options, [job.windows[i].n_samples for job, i in rows],
+                                                          [is_long(round(job.duration_s * SAMPLE_RATE)) for job, _ in rows])
             except Exception as exc:  # an ONNX Runtime failure fails these jobs, not the server
                 self.stats["failed_batches"] += 1
                 for job in {id(j): j for j, _ in rows}.values():
