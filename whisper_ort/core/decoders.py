@@ -175,7 +175,7 @@ class MhaSessions(WhisperSessions):
         if ids is not None:
             return hidden @ self._embeddings[np.asarray(ids, dtype=np.int64)].T
         if self._projection is None:
-            self._projection = load_session(self.folder / LOGITS_HEAD, self.config.options())
+            self._projection = load_session(self.folder / LOGITS_HEAD, self.config.options("head"))
         return self._projection.run(None, {"hidden": hidden})[0]
 
     def _run(self, feeds: dict, mask: np.ndarray | None) -> tuple[BoundedLogits, list]:

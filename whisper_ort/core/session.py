@@ -47,7 +47,10 @@ class SessionConfig:
         role="encoder": with a pool per session, the encoder's threads do not spin. Its ops
         are long, so spinning gains it nothing, and threads spinning after its run take the
         cores from the decoder that runs next: 3 files, sum of p50 (AMD EPYC, 2 threads),
-        1.654 s spinning, 1.551 s not, 1.513 s with the shared pool."""
+        1.654 s spinning, 1.551 s not, 1.513 s with the shared pool. role="head" (the full
+        projection, logits_head.onnx, run between token steps for timestamps and beam search)
+        does not spin either, for the same reason: a 5-row beam step took 27 ms (median, in
+        the search) with the head's threads spinning, 16 ms without; beam 5 per file -25-33 %."""
         if self.graph_opt not in GRAPH_LEVELS:
             raise ValueError(f"--graph-opt must be one of {', '.join(GRAPH_LEVELS)}")
         if self.execution_mode not in EXECUTION_MODES:
@@ -62,7 +65,7 @@ class SessionConfig:
             opts.inter_op_num_threads = self.inter_threads
         opts.graph_optimization_level = GRAPH_LEVELS[self.graph_opt]
         opts.execution_mode = EXECUTION_MODES[self.execution_mode]
-        spin = self.spinning and (role != "encoder" or _POOL_SIZES is not None)
+        spin = self.spinning and (role == "decoder" or _POOL_SIZES is not None)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         opts.add_session_config_entry("session.disable_prepacking", "0" if self.prepacking else "1")
         opts.enable_cpu_mem_arena = self.arena
