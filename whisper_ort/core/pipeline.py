@@ -227,14 +227,9 @@ class Transcriber:
         results = decoder.decode(states, prefix=prefix, with_no_speech=threshold is not None)
         suspect = [i for i, r in enumerate(results) if threshold is not None and r.no_speech_prob > threshold]
         if suspect and options.logprob_threshold is not None:
-            rows = np.array(suspect)
-            subset = states[rows] if isinstance(states, np.ndarray) else [a[rows] for a in states]
-            again = decoder.decode(subset, prefix=prefix, with_logprobs=True)  # the same tokens: greedy on every logit
-            extra = sum(r.t_decoder_first + r.t_decoder_loop for r in again) / len(results)
+            again = decode_rows_again(decoder, states, suspect, results, prefix=prefix, with_logprobs=True)  # the same tokens: greedy on every logit
             for i, r in zip(suspect, again):
                 results[i] = replace(results[i], avg_logprob=r.avg_logprob, sum_logprob=r.sum_logprob)
-            for r in results:
-                r.t_decoder_loop += extra  # the second pass is decoder time too
             suspect = [i for i in suspect if results[i].avg_logprob < options.logprob_threshold]
         for i in suspect:
             results[i] = replace(results[i], tokens=[], flags=[*results[i].flags, "no_speech"])
@@ -288,17 +283,12 @@ class Transcriber:
                   if long and n >= SPARSE_MIN_S * SAMPLE_RATE and r.tokens and sum(t < eot for t in r.tokens) < SPARSE_TOKENS_PER_S * n / SAMPLE_RATE]
         if not sparse:
             return
-        rows = np.array(sparse)
-        subset = states[rows] if isinstance(states, np.ndarray) else [a[rows] for a in states]
-        again = self.decoder(replace(options, timestamps=True)).decode(subset, prefix=prefix)
-        extra = sum(r.t_decoder_first + r.t_decoder_loop for r in again) / len(results)
+        again = decode_rows_again(self.decoder(replace(options, timestamps=True)), states, sparse, results, prefix=prefix)
         threshold = options.compression_ratio_threshold
         for i, r in zip(sparse, again):
             text = [t for t in r.tokens if t < eot]  # timestamp tokens sort after end of text
             if len(text) > sum(t < eot for t in results[i].tokens) and (threshold is None or compression_ratio(self.tokenizer.decode(text)) <= threshold):
                 results[i] = replace(results[i], tokens=text, flags=[*results[i].flags, "redecoded"])
-        for r in results:
-            r.t_decoder_loop += extra  # the second pass is decoder time too
 
     def prompt_prefix(self, options: DecodingOptions) -> list[int] | None:
         """<|startofprev|> and the initial prompt's tokens (its last 223, as openai/whisper
@@ -412,6 +402,18 @@ SPARSE_MIN_S = 10.0  # shorter windows are left alone
 def is_long(n_samples: int) -> bool:
     """Over one 30 s window: long-form decoding."""
     return n_samples > CHUNK_SAMPLES + TAIL_TOLERANCE
+
+
+def decode_rows_again(decoder, states, rows: list[int], results: list[DecodeResult], **decode_options) -> list[DecodeResult]:
+    """A second decode of some rows of a batch (their encoder states picked out); its time is
+    decoder time of the whole batch, spread over every row's result as decode() spreads its own."""
+    picked = np.array(rows)
+    subset = states[picked] if isinstance(states, np.ndarray) else [a[picked] for a in states]
+    again = decoder.decode(subset, **decode_options)
+    extra = sum(r.t_decoder_first + r.t_decoder_loop for r in again) / len(results)
+    for r in results:
+        r.t_decoder_loop += extra
+    return again
 
 
 def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng, prefix: list[int] | None = None) -> list[DecodeResult]:

@@ -246,38 +246,34 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
     if retired.is_file():
         out += ["", "### History: retired variants (not measured again)", "", retired.read_text().strip()]
 
-    # long audio (python -m whisper_ort.measure.longbench)
-    out += ["", "## Long audio throughput", ""]
-    longform = load_longform(paths)
-    long_md = paths.longform_dir / "longform.md"
-    if longform is not None or long_md.is_file():
-        out += ["`python -m whisper_ort.measure.longbench`: windows batched through the encoder and the decoder "
-                "(per-row K/V, finished rows drop out) against the unbatched path, for each way of cutting the audio into windows (`--chunking`), "
-                "and faster-whisper's sequential transcription and its `BatchedInferencePipeline`, each in its own process.", ""]
-        if long_md.is_file():
-            out.append(long_md.read_text().strip())
-        else:
-            from whisper_ort.measure.longbench import markdown as longform_markdown
+    def optional_section(title, record, md_path, intro, table, plot, alt, note, command):
+        """A section whose records are optional: the intro, the written table (else one made
+        from the record) and the plot; or the one line that names the command."""
+        out.extend(["", f"## {title}", ""])
+        if record is None and not md_path.is_file():
+            out.append(not_measured(command))
+            return
+        out.extend([intro, ""])
+        out.append(md_path.read_text().strip() if md_path.is_file() else table(record).strip())
+        if record is not None:
+            out.append(img(plot, record, alt=alt, note=note(record)))
 
-            out.append(longform_markdown(longform).strip())
-        if longform is not None:
-            out.append(img(plot_longform, longform, alt="long audio: WER against throughput", note=longform_note(longform)))
-    else:
-        out.append(not_measured(f"python -m whisper_ort.measure.longbench --output-dir {rel(paths.longform_dir)}"))
+    from whisper_ort.measure.longbench import markdown as longform_markdown
 
-    # serving (python -m whisper_ort.measure.serving)
-    out += ["", "## Serving under concurrent clients", ""]
-    serving = load_serving(paths)
-    serving_md = paths.serving_dir / "serving.md"
-    if serving is not None or serving_md.is_file():
-        out += ["`python -m whisper_ort.measure.serving`: each server in its own process on loopback (`batched`: `whisper-ort serve`; "
-                "`one_at_a_time`: the same with `--no-batching`; `faster_whisper`: a thread-pool server), each number of closed-loop "
-                "clients against each server in turn, the short files posted in turn; p50 / p95 over every answered request of a level.", ""]
-        out.append(serving_md.read_text().strip() if serving_md.is_file() else serving_table_md(serving))
-        if serving is not None:
-            out.append(img(plot_serving, serving, alt="serving: throughput and latency against clients", note=serving_note(serving)))
-    else:
-        out.append(not_measured(f"python -m whisper_ort.measure.serving --output-dir {rel(paths.serving_dir)}"))
+    optional_section(
+        "Long audio throughput", load_longform(paths), paths.longform_dir / "longform.md",
+        "`python -m whisper_ort.measure.longbench`: windows batched through the encoder and the decoder "
+        "(per-row K/V, finished rows drop out) against the unbatched path, for each way of cutting the audio into windows (`--chunking`), "
+        "and faster-whisper's sequential transcription and its `BatchedInferencePipeline`, each in its own process.",
+        longform_markdown, plot_longform, "long audio: WER against throughput", longform_note,
+        f"python -m whisper_ort.measure.longbench --output-dir {rel(paths.longform_dir)}")
+    optional_section(
+        "Serving under concurrent clients", load_serving(paths), paths.serving_dir / "serving.md",
+        "`python -m whisper_ort.measure.serving`: each server in its own process on loopback (`batched`: `whisper-ort serve`; "
+        "`one_at_a_time`: the same with `--no-batching`; `faster_whisper`: a thread-pool server), each number of closed-loop "
+        "clients against each server in turn, the short files posted in turn; p50 / p95 over every answered request of a level.",
+        serving_table_md, plot_serving, "serving: throughput and latency against clients", serving_note,
+        f"python -m whisper_ort.measure.serving --output-dir {rel(paths.serving_dir)}")
 
     # fidelity
     out += ["", "## Fidelity", ""]

@@ -351,35 +351,24 @@ def _cpu_note(cpu: str | None, cores=None) -> str:
     return f"{cpu_model()} (this machine's: the record does not name its CPU)"
 
 
+def _caption(cpu: str, record: dict, *parts: tuple[str, object]) -> str:
+    """whisper-base FP32 · the CPU · each (format, value) whose value is there · the date."""
+    out = ["whisper-base FP32", cpu] + [fmt.format(value) for fmt, value in parts if value not in (None, "", [])]
+    date = _latest_date(record)
+    return " · ".join(out + ([date[:10]] if date else []))
+
+
 def longform_note(result: dict | None) -> str:
     """A plot's caption for longform.json: CPU, threads, audio, rounds, date."""
     r = result or {}
-    parts = ["whisper-base FP32", _cpu_note(r.get("cpu"))]
-    if r.get("threads") is not None:
-        parts.append(f"{r['threads']} thread(s)")
-    if r.get("duration_s") is not None:
-        parts.append(f"{float(r['duration_s']) / 60:.1f} min of audio")
-    if r.get("rounds") is not None:
-        parts.append(f"median of {r['rounds']} round(s)")
-    if r.get("reference_kind"):
-        parts.append(f"WER vs {r['reference_kind']}")
-    date = _latest_date(r)
-    if date:
-        parts.append(date[:10])
-    return " · ".join(parts)
+    minutes = None if r.get("duration_s") is None else float(r["duration_s"]) / 60
+    return _caption(_cpu_note(r.get("cpu")), r, ("{} thread(s)", r.get("threads")), ("{:.1f} min of audio", minutes),
+                    ("median of {} round(s)", r.get("rounds")), ("WER vs {}", r.get("reference_kind")))
 
 
 def serving_note(data: dict | None) -> str:
     """A plot's caption for serving.json: CPU, threads, seconds of load per level, files."""
     meta = (data or {}).get("meta") or {}
-    parts = ["whisper-base FP32", _cpu_note(meta.get("cpu"), meta.get("cores"))]
-    if meta.get("threads") is not None:
-        parts.append(f"{meta['threads']} thread(s) per server")
-    if meta.get("duration_s") is not None:
-        parts.append(f"{meta['duration_s']:g} s of load per level")
-    if meta.get("files"):
-        parts.append(f"{len(meta['files'])} short file(s) in turn")
-    date = _latest_date(meta)
-    if date:
-        parts.append(date[:10])
-    return " · ".join(parts)
+    files = len(meta["files"]) if meta.get("files") else None
+    return _caption(_cpu_note(meta.get("cpu"), meta.get("cores")), meta, ("{} thread(s) per server", meta.get("threads")),
+                    ("{:g} s of load per level", meta.get("duration_s")), ("{} short file(s) in turn", files))
