@@ -3,7 +3,9 @@ timestamps (Transcriber._redecode_sparse), on long files only.
 
 The file: the dev clips with a reference text, in turn, with no pause, to 5 minutes (what
 longbench builds with --sources jfk.flac 'lj_*' --pause-s 0). Its last silence-cut window
-(17.6 s) decodes to one sentence, 18 words, without timestamps; the speech holds 40.
+(17.6 s) decodes to one sentence, 18 words, without timestamps; the speech holds 40. Its
+fourth vad window (14.6 s of speech: the JFK clip and the start of LJ001-0001) decodes to the
+JFK clip alone, at 1.7 text tokens per second.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ import pytest
 from whisper_ort.core.audio import load_audio
 from whisper_ort.core.decoding import DecodingOptions
 from whisper_ort.core.features import log_mel_batch
-from whisper_ort.core.longform import silence_windows
+from whisper_ort.core.longform import silence_windows, split
 from whisper_ort.measure.longbench import build_long_file
 
 
 @pytest.fixture(scope="module")
-def windows(audio_dir, tmp_path_factory):
+def samples(audio_dir, tmp_path_factory):
     path, _, _ = build_long_file(audio_dir, tmp_path_factory.mktemp("sparse") / "long.wav", 5, ["jfk.flac", "lj_LJ001-0001.wav",
                                  "lj_LJ001-0002.wav", "lj_LJ001-0003.wav", "lj_LJ001-0004.wav"], 0.0)
-    samples = load_audio(path)
+    return load_audio(path)
+
+
+@pytest.fixture(scope="module")
+def windows(samples):
     return [samples[w.start : w.stop] for w in silence_windows(samples)]
 
 
@@ -47,3 +53,13 @@ def test_timestamps_beam_and_strided_are_left_alone(transcriber, windows):
     mel = log_mel_batch([last])
     for options in (DecodingOptions(language="en", chunking="strided"), DecodingOptions(language="en", timestamps=True)):
         assert "redecoded" not in transcriber.decode_windows(mel, options, [len(last)], [True])[0].flags
+
+
+def test_a_vad_window_that_stops_at_its_first_clip_is_decoded_again(transcriber, samples):
+    speech = split(samples, chunking="vad", vad=transcriber.speech_spans)[3][1]
+    options = DecodingOptions(language="en", chunking="vad")
+    mel = log_mel_batch([speech])
+    alone = transcriber.decode_windows(mel, options, [len(speech)], [False])[0]
+    long = transcriber.decode_windows(mel, options, [len(speech)], [True])[0]
+    assert _text(transcriber, alone).strip().endswith("ask what you can do for your country.") and "redecoded" not in alone.flags
+    assert "redecoded" in long.flags and "Printing" in _text(transcriber, long)

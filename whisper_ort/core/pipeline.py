@@ -270,7 +270,8 @@ class Transcriber:
     def _redecode_sparse(self, states, options: DecodingOptions, prefix, n_samples: list[int], long_form: list[bool],
                          results: list[DecodeResult]) -> None:
         """Decoded without timestamps, Whisper sometimes ends a window at a pause and drops
-        the rest of its speech (22 words in one window of 5 min of continuous dev clips). A
+        the rest of its speech (22 words in one silence window of 5 min of continuous dev clips,
+        12 in each of three vad windows). A
         window of a long file (silence or vad cut, greedy) with fewer than SPARSE_TOKENS_PER_S
         text tokens per second over at least SPARSE_MIN_S is decoded again with timestamps,
         which walks on past pauses; its text tokens replace the first decode's when there are
@@ -395,7 +396,10 @@ class Transcriber:
                              language_probs=window_results[0][1].language_probs)
 
 
-SPARSE_TOKENS_PER_S = 1.5  # dev clips run at 2.6-2.9 text tokens per second; the window that stopped short, 1.1
+# dev clips run at 2.6-2.9 text tokens per second; windows that stopped short at 1.1 (silence)
+# and 1.7 (vad, 14.6 s of speech decoded to its first 11 s); the meeting samples' windows are
+# not touched at 2.0
+SPARSE_TOKENS_PER_S = 2.0
 SPARSE_MIN_S = 10.0  # shorter windows are left alone
 
 

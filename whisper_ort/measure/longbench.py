@@ -9,12 +9,16 @@ rounds, warm, at the same threads:
     whisper_ort, strided windows (the transformers pipeline's), batch 1 and N
     whisper_ort, silence-cut windows, batch 1 and N
     whisper_ort, Silero VAD windows (--chunkings vad), batch 1 and N
-    faster-whisper's sequential transcription (the `faster_whisper` peer)
+    faster-whisper's sequential transcription (the `faster_whisper` peer), its greedy walk
+        with timestamps, and transcribe()'s defaults (beam 5)
     faster-whisper's BatchedInferencePipeline, batch N (Silero VAD: the model ships in the wheel)
+    transformers generate's sequential long-form walk and its ASR pipeline (chunk_length_s=30)
 
-and scores each text against a proxy reference: the reference transcripts of the pieces
-(hf_generate's, results/reference/inference_per_file.json; pieces missing there are
-transcribed once by the hf_generate peer and kept in piece_references.json), joined in order.
+and scores each text against the pieces' references joined in order: a piece's MANIFEST.csv
+reference_text where it has one (ground truth: the dev clips), else transformers' output on
+the piece alone (the meeting samples, LibriSpeech: `generate`, its sequential walk past 30 s;
+results/reference/inference_per_file.json, else transcribed once and kept in
+piece_references.json).
 Writes results/benchmarks/longform/longform.json and .md.
 
 Other files: `--sources '[jl]*' --pause-s 2` builds it from the dev short clips with 2 s of
@@ -46,8 +50,8 @@ SR = 16000
 
 
 def build_long_file(audio_dir: str | Path, out: str | Path, minutes: float, sources=SOURCES, pause_s: float = 0.0) -> tuple[Path, list[str], float]:
-    """sources in turn until at least `minutes`, whole pieces only (so the proxy reference is
-    exact), each followed by pause_s of digital silence.
+    """sources in turn until at least `minutes`, whole pieces only (so the pieces' references
+    apply), each followed by pause_s of digital silence.
 
     Returns (path, the pieces in order, duration in seconds)."""
     import soundfile as sf
@@ -68,26 +72,28 @@ def build_long_file(audio_dir: str | Path, out: str | Path, minutes: float, sour
 
 
 def piece_references(audio_dir: str | Path, names, cache: Path, threads: int) -> tuple[dict[str, str], str]:
-    """({piece: reference text}, kind): the ground truth of MANIFEST.csv when every piece has
-    one ("ground truth"), else hf_generate's text of each piece ("proxy"): the committed
-    reference, else transcribed once and cached."""
+    """({piece: reference text}, kind). A piece with a MANIFEST.csv `reference_text` is scored
+    against that ground truth; one without (the meeting samples, LibriSpeech) against
+    transformers' output on the piece alone (`generate`, torch fp32, greedy; its sequential
+    long-form walk with timestamps past 30 s): the committed reference, else transcribed once
+    and cached. kind: "ground truth", "transformers" or "ground truth + transformers"."""
     from whisper_ort.measure.wer import manifest_references
 
     truth = manifest_references(audio_dir)
-    if all(n in truth for n in names):
-        return {n: truth[n] for n in names}, "ground truth"
-    refs = {r.file: r.text for r in read_records(REFERENCE) if r.status == "ok"} if REFERENCE.is_file() else {}
-    cached = json.loads(cache.read_text()) if cache.is_file() else {}
-    missing = sorted(set(names) - set(refs) - set(cached))
+    others = sorted(set(names) - set(truth))
+    refs = {r.file: r.text for r in read_records(REFERENCE) if r.status == "ok"} if REFERENCE.is_file() and others else {}
+    cached = json.loads(cache.read_text()) if cache.is_file() and others else {}
+    missing = sorted(set(others) - set(refs) - set(cached))
     if missing:
-        print(f"reference: hf_generate on {', '.join(missing)} (once; kept in {cache})", file=sys.stderr, flush=True)
+        print(f"reference: transformers generate on {', '.join(missing)} (once; kept in {cache})", file=sys.stderr, flush=True)
         for name in missing:
-            r = run_worker("hf_generate", Path(audio_dir) / name, threads)
+            r = run_worker("hf_reference", Path(audio_dir) / name, threads)
             if r["status"] != "ok":
                 raise RuntimeError(f"reference for {name}: {r['error']}")
             cached[name] = r["text"]
         write_json(cache, cached)
-    return {n: refs.get(n, cached.get(n)) for n in names}, "proxy"
+    kind = "ground truth" if not others else "transformers" if len(others) == len(set(names)) else "ground truth + transformers"
+    return {n: truth[n] if n in truth else refs.get(n, cached.get(n)) for n in names}, kind
 
 
 def worker(argv: list[str]) -> None:
@@ -156,12 +162,25 @@ def worker(argv: list[str]) -> None:
                                           temperature=0.0, without_timestamps=True, vad_filter=True,
                                           max_new_tokens=ct2_max_new_tokens(128), word_timestamps=False)
             return "".join(s.text for s in segments).strip(), sum(windows)
-    elif kind == "hf_generate":  # reference transcripts of pieces, not timed
+    elif kind == "hf_reference":  # reference transcripts of pieces, not timed
         from whisper_ort.measure.peers import create
 
-        r = create("hf_generate", "whisper-base-with-past", threads=threads).transcribe_record(path)
+        r = create("hf_generate", "whisper-base-with-past", threads=threads, max_new_tokens=HF_MAX_NEW_TOKENS).transcribe_record(path)
         print(json.dumps({"text": r.text, "status": r.status, "error": r.error}))
         return
+    elif kind in ("hf_generate", "hf_pipeline"):
+        from whisper_ort.measure.peers import create
+
+        # transformers' two long-form paths, torch fp32, greedy: generate's sequential walk
+        # (timestamps, seeking to the last segment's end; forced past 30 s) and the ASR
+        # pipeline's strided chunks (chunk_length_s=30); no dense window is cut short
+        p = create(kind, "whisper-base-with-past", threads=threads, max_new_tokens=HF_MAX_NEW_TOKENS)
+
+        def once():
+            r = p.transcribe_record(path)
+            if r.status != "ok":
+                raise RuntimeError(r.error)
+            return r.text.strip(), r.n_windows
     else:
         raise ValueError(kind)
     once()  # warm
@@ -183,6 +202,9 @@ def run_worker(kind: str, path: Path, threads: int, batch: int = 1, chunking: st
 FW_SEQ = "faster_whisper sequential"  # the study's setting: greedy without timestamps
 FW_TIMESTAMPS = "faster_whisper greedy, timestamps"
 FW_DEFAULTS = "faster_whisper defaults (beam 5)"
+HF_GENERATE = "transformers generate, sequential (timestamps)"
+HF_PIPELINE = "transformers pipeline, chunk_length_s=30"
+HF_MAX_NEW_TOKENS = 440  # the decoder's 448 positions less the prompt's
 MODEL_DIR_ENV = "LONGBENCH_MODEL_DIR"  # the workers' whisper_ort folder (--model-dir)
 
 
@@ -193,7 +215,8 @@ def settings(batch: int, chunkings=("strided", "silence"), only=None) -> list[tu
         for b in (1,) if chunking == "sequential" else dict.fromkeys((1, batch)):  # sequential: window after window
             rows.append((f"whisper_ort {chunking} batch {b}", "whisper_ort", b, chunking))
     rows += [(FW_SEQ, "faster_whisper", 1, "-"), (FW_TIMESTAMPS, "faster_whisper_timestamps", 1, "-"), (FW_DEFAULTS, "faster_whisper_defaults", 1, "-"),
-             (f"faster_whisper BatchedInferencePipeline batch {batch}", "faster_whisper_batched", batch, "-")]
+             (f"faster_whisper BatchedInferencePipeline batch {batch}", "faster_whisper_batched", batch, "-"),
+             (HF_GENERATE, "hf_generate", 1, "-"), (HF_PIPELINE, "hf_pipeline", 1, "-")]
     return [r for r in rows if not only or any(o in r[0] for o in only)]
 
 
@@ -204,7 +227,7 @@ def _ratio(x: float | None) -> str:
 def markdown(result: dict) -> str:
     """longform.md from longform.json's contents."""
     rows, audio_s = result["rows"], result["duration_s"]
-    kind = result.get("reference_kind", "proxy")
+    kind = result.get("reference_kind", "transformers")
     lines = [f"{audio_s / 60:.2f} min of audio ({audio_s:.1f} s: {len(result['pieces'])} whole pieces, {', '.join(result['sources'])} in turn), "
              f"{result['threads']} threads, warm, median of {result['rounds']} round(s); each setting in its own process; "
              f"whisper_ort variant {', '.join(result['whisper_ort_variant'])} (auto).", "",
@@ -218,12 +241,12 @@ def markdown(result: dict) -> str:
               "vad = Silero VAD speech merged into windows of at most 30 s (the BatchedInferencePipeline's), openai's no-speech rule on each; "
               "faster-whisper sequential = its 30 s walk without timestamps, no VAD (the study's setting); greedy, timestamps = its walk seeking to the last "
               "segment's end; defaults = transcribe() as its users run it (beam 5, temperature ladder, previous text); BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
-              "(silence between them is not decoded).", "",
-              (f"WER vs ground truth: the pieces' reference_text in MANIFEST.csv joined in order, {result['reference_words']} words, normalized Whisper's way. "
-               if kind == "ground truth" else
-               f"WER vs proxy: the reference transcripts of the pieces (hf_generate, one file at a time) joined in order, {result['reference_words']} words, "
-               "normalized Whisper's way; a proxy, not ground truth: it is another model run, and the long file's windows "
-               "cross the pieces' boundaries where the reference's did not. ")
+              "(silence between them is not decoded); transformers generate = its sequential long-form walk (timestamps forced past 30 s, "
+              "seeking to the last segment's end), torch fp32, greedy; transformers pipeline = its 30 s chunks with 5 s strides, stitched.", "",
+              (f"WER vs {kind}: the pieces' references joined in order, {result['reference_words']} words, normalized Whisper's way: "
+               "a piece's reference_text in MANIFEST.csv where it has one (ground truth), else transformers `generate` on the piece alone "
+               "(torch fp32, greedy; its sequential walk with timestamps past 30 s): another model run, not ground truth, and the long file's "
+               "windows cross the pieces' boundaries where its did not. ")
               + "Deletions are where windowing loses words (the longest run: a window decoded short loses a run, scattered deletions do not): "
               "faster-whisper's sequential walk (no timestamps, so it seeks a full 30 s) cuts words at its boundaries and loses the rest "
               "of a window Whisper ends early (a 30 s window decoded to a single short phrase); the strided stitch (transformers' "
