@@ -42,9 +42,11 @@ def test_vad_windows_join_the_spans():
     assert w1.pieces == tuple(spans[:2]) and len(p1) == 23 * SR
     assert np.array_equal(p1, np.concatenate([x[: 10 * SR], x[12 * SR : 25 * SR]]))
     assert (w2.start, w2.stop) == (26 * SR, 36 * SR) and np.array_equal(p2, x[26 * SR : 36 * SR])
+    lazy = vad_windows(x, spans)  # built as read: slices and items give the same windows
+    assert [w for w, _ in lazy[0:2]] == [w1, w2] and np.array_equal(lazy[-1][1], p2) and len(lazy) == 2
     with pytest.raises(ValueError, match="vad"):
         split(x, chunking="vad")  # no VAD given: the error says what is needed
-    assert split(x, chunking="vad", vad=lambda s: []) == []  # no speech: no window
+    assert len(split(x, chunking="vad", vad=lambda s: [])) == 0  # no speech: no window
 
 
 def test_speech_spans_are_faster_whispers(audio_dir):

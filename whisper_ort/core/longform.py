@@ -18,6 +18,7 @@ Times inside a window map back to the file through its spans (file_time).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,16 +99,31 @@ def silence_windows(samples: np.ndarray, chunk_s: float = CHUNK_S, search_s: flo
     return out
 
 
-def vad_windows(samples: np.ndarray, spans: list[tuple[int, int]], chunk_s: float = CHUNK_S) -> list[tuple[Window, np.ndarray]]:
+class _SpeechWindows(Sequence):
+    """(Window, its speech joined) for each group of spans, built when asked for: an hour of
+    speech is not copied up front (about 230 MB), only the batch being decoded."""
+
+    def __init__(self, samples: np.ndarray, groups: list[list[tuple[int, int]]], chunk: int):
+        self._samples, self._groups, self._chunk = samples, groups, chunk
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        group = self._groups[i]
+        piece = np.concatenate([self._samples[a:b] for a, b in group])[: self._chunk]
+        return Window(group[0][0], group[-1][1], 0, 0, tuple(group)), piece
+
+
+def vad_windows(samples: np.ndarray, spans: list[tuple[int, int]], chunk_s: float = CHUNK_S) -> Sequence[tuple[Window, np.ndarray]]:
     """Speech spans merged into windows of at most chunk_s (core/vad.py merge_spans), each
-    window's samples its spans joined."""
+    window's samples its spans joined (built as each window is read)."""
     from whisper_ort.core.vad import merge_spans
 
-    out = []
-    for group in merge_spans(spans, int(round(chunk_s * SAMPLE_RATE))):
-        piece = np.concatenate([samples[a:b] for a, b in group])[: int(round(chunk_s * SAMPLE_RATE))]
-        out.append((Window(group[0][0], group[-1][1], 0, 0, tuple(group)), piece))
-    return out
+    chunk = int(round(chunk_s * SAMPLE_RATE))
+    return _SpeechWindows(samples, merge_spans(spans, chunk), chunk)
 
 
 def file_time(window: Window, t: float, is_end: bool = False) -> float:
@@ -125,7 +141,7 @@ def file_time(window: Window, t: float, is_end: bool = False) -> float:
     return min(a + at - before, b) / SAMPLE_RATE  # a time past the speech (the padding) ends with it
 
 
-def split(samples: np.ndarray, chunk_s: float = CHUNK_S, chunking: str = "strided", vad=None) -> list[tuple[Window, np.ndarray]]:
+def split(samples: np.ndarray, chunk_s: float = CHUNK_S, chunking: str = "strided", vad=None) -> Sequence[tuple[Window, np.ndarray]]:
     """Short audio is one window; longer audio the pipeline's strided windows or silence-cut
     ones. chunking="vad", any length: vad(samples) -> speech spans, merged (no speech: [])."""
     chunk = int(chunk_s * SAMPLE_RATE)
