@@ -296,6 +296,43 @@ def test_bounded_wait_gathers_clients_that_send_again_together(transcriber, audi
     assert batcher.stats["batches"] == 3 and batcher.stats["windows"] == 5 and batcher.stats["max_rows"] == 2
 
 
+def test_the_next_batch_waits_for_requests_that_came_during_the_last(transcriber, audio_dir):
+    """A request that arrives while a batch of two runs counts: the next batch waits (bounded) for
+    three, so closed-loop clients do not settle into a small batch and a large one."""
+    from whisper_ort import DecodingOptions
+
+    clip = audio_dir / "lj_LJ001-0002.wav"
+    first, (c, d, e) = [_job(transcriber, clip, DecodingOptions()) for _ in range(2)], [_job(transcriber, clip, DecodingOptions()) for _ in range(3)]
+    batcher = Batcher(transcriber, max_batch=8, max_wait_s=60.0, max_queue=8)
+
+    sent = []
+
+    def arrives_during_the_batch(*_):  # called by the batcher as the first batch's results come in
+        if not sent:
+            sent.append(c)
+            batcher.reserve()
+            batcher.submit(c)
+
+    first[0].on_window = arrives_during_the_batch
+    for _ in first:
+        batcher.reserve()
+    for job in first:
+        batcher.submit(job)
+    batcher.start()
+    try:
+        [job.future.result(timeout=60) for job in first]
+        time.sleep(0.3)  # c waits: three were active in the last batch
+        assert not c.future.done()
+        for job in (d, e):
+            batcher.reserve()
+            batcher.submit(job)
+            time.sleep(0.3)  # d alone does not start the batch: c and d wait for a third
+        assert c.future.result(timeout=60).text == d.future.result(timeout=60).text == e.future.result(timeout=60).text
+    finally:
+        batcher.stop(30)
+    assert batcher.stats["batches"] == 2 and batcher.stats["max_rows"] == 3
+
+
 def test_transcribe_batch_equals_transcribe(transcriber, reference, audio_dir):
     """The core helper: windows of several files in shared batches (silero's three with the others), each file's own text."""
     for names, timestamps in ((["jfk.flac", "sr_english.wav", "silero_test.wav"], False), (["jfk.flac", "lj_LJ001-0002.wav"], True)):
