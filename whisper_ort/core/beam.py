@@ -30,6 +30,7 @@ from whisper_ort.core.decoding import (
     DecodeResult,
     DecodingOptions,
     GreedyDecoder,
+    _drop_rows,
     _log_softmax,
     _softmax_column,
     compression_ratio,
@@ -147,9 +148,11 @@ class BeamDecoder:
             src, next_ids, next_tokens, next_scores, kept = self._select(logprobs, scores, tokens, live, per_window, windows, max_new_tokens)
             if not kept:
                 break
-            if per_window == 1 or len(kept) < len(live):  # after the prompt, or windows left: cross K/V follow
-                rows = np.repeat(np.array(kept), self.beams) if per_window == 1 else np.concatenate([np.arange(i * self.beams, (i + 1) * self.beams) for i in kept])
-                cross_kv = [a[rows] for a in cross_kv]
+            if per_window == 1:  # after the prompt: each window's cross K/V once per beam (our copy from here on)
+                cross_kv = [a[np.repeat(np.array(kept), self.beams)] for a in cross_kv]
+            elif len(kept) < len(live):  # windows left: their beams' rows leave our copy in place
+                rows = np.concatenate([np.arange(i * self.beams, (i + 1) * self.beams) for i in kept])
+                cross_kv = [_drop_rows(a, rows) for a in cross_kv]
             live = live[kept]
             per_window = self.beams
             self_kv = [a[src] for a in self_kv]

@@ -96,6 +96,15 @@ def piece_references(audio_dir: str | Path, names, cache: Path, threads: int) ->
     return {n: truth[n] if n in truth else refs.get(n, cached.get(n)) for n in names}, kind
 
 
+def _transformers(kind: str, threads: int):
+    """transformers' two long-form paths, torch fp32, greedy: generate's sequential walk
+    (timestamps, seeking to the last segment's end; forced past 30 s) and the ASR pipeline's
+    strided chunks (chunk_length_s=30); no dense window is cut short."""
+    from whisper_ort.measure.peers import create
+
+    return create(kind, "whisper-base-with-past", threads=threads, max_new_tokens=HF_MAX_NEW_TOKENS)
+
+
 def worker(argv: list[str]) -> None:
     """One setting in a fresh process: load, one warm run, one timed run; prints a JSON line."""
     kind, path, threads = argv[0], argv[1], int(argv[2])
@@ -163,18 +172,11 @@ def worker(argv: list[str]) -> None:
                                           max_new_tokens=ct2_max_new_tokens(128), word_timestamps=False)
             return "".join(s.text for s in segments).strip(), sum(windows)
     elif kind == "hf_reference":  # reference transcripts of pieces, not timed
-        from whisper_ort.measure.peers import create
-
-        r = create("hf_generate", "whisper-base-with-past", threads=threads, max_new_tokens=HF_MAX_NEW_TOKENS).transcribe_record(path)
+        r = _transformers("hf_generate", threads).transcribe_record(path)
         print(json.dumps({"text": r.text, "status": r.status, "error": r.error}))
         return
     elif kind in ("hf_generate", "hf_pipeline"):
-        from whisper_ort.measure.peers import create
-
-        # transformers' two long-form paths, torch fp32, greedy: generate's sequential walk
-        # (timestamps, seeking to the last segment's end; forced past 30 s) and the ASR
-        # pipeline's strided chunks (chunk_length_s=30); no dense window is cut short
-        p = create(kind, "whisper-base-with-past", threads=threads, max_new_tokens=HF_MAX_NEW_TOKENS)
+        p = _transformers(kind, threads)
 
         def once():
             r = p.transcribe_record(path)
