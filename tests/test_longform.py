@@ -95,6 +95,18 @@ def test_silence_cut_prefers_the_quietest_of_several_pauses():
     assert int(27.0 * SR) <= ws[0].stop <= int(27.4 * SR)
 
 
+@pytest.mark.parametrize("quiet", [0.0, 1e-4])  # the long pause digital zeros, or a quiet room (-80 dBFS)
+def test_silence_cut_goes_to_the_middle_of_the_longest_pause(quiet):
+    """A later, shorter gap (digital zeros, as quiet as it gets) loses to a long pause: a cut in
+    a short gap between phrases leaves a phrase at the very end of its window."""
+    x = _speechlike(50)
+    x[int(25.6 * SR) : int(27.0 * SR)] *= quiet
+    x[int(28.5 * SR) : int(28.8 * SR)] = 0.0
+    ws = silence_windows(x)
+    _assert_tiles(ws, len(x))
+    assert abs(ws[0].stop - 26.3 * SR) <= 0.06 * SR
+
+
 @pytest.mark.parametrize("seconds", [30.02, 31.0, 59.9, 60.0, 95.5, 600.0])
 def test_silence_windows_cover_everything_without_a_pause(seconds):
     x = _speechlike(seconds, seed=int(seconds))
@@ -144,3 +156,22 @@ def test_silence_chunking_batched_equals_unbatched(audio_dir, transcriber):
     assert stamped.n_windows == 3
     assert all(a.start <= b.start for a, b in zip(stamped.segments, stamped.segments[1:]))
     assert stamped.segments[-1].start >= 54.0  # the last window's segments are offset by its start
+
+
+@pytest.mark.slow
+def test_silence_keeps_the_phrase_before_a_pause(audio_dir, transcriber, tmp_path):
+    """The dev clips with 2 s pauses, twice (94.7 s). The quietest-frame cut this project had
+    before fell in the short gap after JFK's "and so my fellow americans", the phrase ended its
+    window, and the window's text left it out (5 words deleted). The longest pause is the 2 s
+    one before JFK."""
+    from whisper_ort.measure.longbench import build_long_file
+    from whisper_ort.measure.wer import manifest_references, measures
+
+    pieces = ["lj_LJ001-0001.wav", "lj_LJ001-0002.wav", "lj_LJ001-0003.wav", "lj_LJ001-0004.wav", "jfk.flac"]
+    path, order, seconds = build_long_file(audio_dir, tmp_path / "talk.wav", 1.5, pieces, 2.0)
+    assert len(order) == 10 and 90 < seconds < 100
+    refs = manifest_references(audio_dir)
+    result = transcriber.transcribe(path, chunking="silence", batch_size=8)
+    m = measures(" ".join(refs[n] for n in order), result.text)
+    assert m["deletions"] == 0, m
+    assert m["hyp"].count("and so my fellow americans") == 2

@@ -60,7 +60,7 @@ def _decoding_args(p, language: str | None) -> None:
     p.add_argument("--timestamps", action="store_true", help="predict timestamp tokens and segments")
     p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder/decoder batch (long audio)")
     p.add_argument("--chunking", default=DEFAULTS.chunking, choices=list(CHUNKINGS),
-                   help="audio over 30 s: silence (the default, measured best) = windows of at most 30 s cut at the quietest point of their last 5 s, texts joined; "
+                   help="audio over 30 s: silence (the default, measured best) = windows of at most 30 s cut in the middle of the longest pause of their last 5 s, texts joined; "
                         "sequential = openai/whisper's transcribe loop with timestamps (transformers' long-form generate, token for token); "
                         "strided = the transformers pipeline's overlapping 30 s windows every 20 s, stitched (its text exactly)")
     p.add_argument("--temperature", type=float, nargs="+", default=None, help="sequential: temperatures tried in turn while a window fails the thresholds (default: 0)")

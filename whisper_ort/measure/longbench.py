@@ -239,7 +239,7 @@ def markdown(result: dict) -> str:
               f"{r['n_windows'] if r['n_windows'] is not None else '?'} | {100 * r['wer']:.1f}% | {r['substitutions']} / {r['deletions']} / {r['insertions']} | "
               f"{r.get('longest_deletion_run', '?')} |" for r in rows]
     lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
-              "silence = windows of at most 30 s cut at the quietest 100 ms of their last 5 s, no overlap, texts joined; "
+              "silence = windows of at most 30 s cut in the middle of the longest pause of their last 5 s, no overlap, texts joined; "
               "vad = Silero VAD speech merged into windows of at most 30 s (the BatchedInferencePipeline's), openai's no-speech rule on each; "
               "faster-whisper sequential = its 30 s walk without timestamps, no VAD (the study's setting); greedy, timestamps = its walk seeking to the last "
               "segment's end; defaults = transcribe() as its users run it (beam 5, temperature ladder, previous text); BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
