@@ -149,3 +149,25 @@ def test_beam_peers_decode_with_beams_and_record_it(name, model_dir, audio_dir):
     assert record.text == JFK_TEXT
     with pytest.raises(ValueError, match="no beam search"):
         create("hf_generate", model_dir, threads=2, beam_size=5)
+
+
+def test_mha_decoder_reads_cross_kv_per_window(transcribers, audio_dir):
+    """Two windows x three rows against one cross K/V row per window: each row's hidden state
+    and self K/V as with that window's cross K/V repeated for it (what the export needs), so
+    beam search feeds a window's beams against one copy. A mix-up of windows fails."""
+    import numpy as np
+
+    sessions = transcribers["mha"].sessions
+    mel = log_mel_batch([load_audio(audio_dir / name) for name in ("jfk.flac", "lj_LJ001-0002.wav")])
+    cross = sessions.encode(mel)
+    rows, past = 3, 5
+    rng = np.random.default_rng(0)
+    self_kv = [rng.standard_normal((2 * rows, 8, past, 64), dtype=np.float32) for _ in range(2 * sessions.n_layers)]
+    ids = np.array([[440], [291], [1044], [440], [291], [1044]], dtype=np.int64)
+    shared, shared_kv = sessions.step(ids, self_kv, cross)
+    repeated, repeated_kv = sessions.step(ids, self_kv, [np.repeat(a, rows, axis=0) for a in cross])
+    np.testing.assert_allclose(shared.hidden, repeated.hidden, rtol=1e-4, atol=1e-4)
+    for a, b in zip(shared_kv, repeated_kv):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    swapped, _ = sessions.step(ids, self_kv, [a[::-1].copy() for a in cross])
+    assert not np.allclose(swapped.hidden, shared.hidden, atol=1e-2)

@@ -23,6 +23,7 @@ from whisper_ort.build.export import _swap_in, check_manifest, write_manifest
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
     CONFIGS,
+    CROSS_ROWS,
     DECODER_MHA,
     EMBEDDINGS,
     ENCODER,
@@ -131,16 +132,18 @@ def _remove_retired(src: Path, log) -> None:
 
 def _is_current_mha(folder: Path) -> bool:
     """A folder built by an older build_mha (no logits_head.onnx, decoder without bounded
-    logits or without the word-timestamp outputs, encoder with SkipLayerNormalization) is
-    rebuilt, not reused."""
+    logits, without the word-timestamp outputs or with cross K/V per row, encoder with
+    SkipLayerNormalization) is rebuilt, not reused."""
     import onnx
 
     if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD)):
         return False
-    decoder = onnx.load(str(folder / DECODER_MHA), load_external_data=False).graph
+    decoder_model = onnx.load(str(folder / DECODER_MHA), load_external_data=False)
+    decoder = decoder_model.graph
     encoder = onnx.load(str(folder / ENCODER), load_external_data=False).graph
     return (tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
             and set(ALIGNMENT_OUTPUTS) <= {o.name for o in decoder.output}
+            and {p.key: p.value for p in decoder_model.metadata_props}.get(CROSS_ROWS[0]) == CROSS_ROWS[1]
             and not any(n.op_type == "SkipLayerNormalization" for n in encoder.node))
 
 

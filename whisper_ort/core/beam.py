@@ -1,8 +1,10 @@
 """Beam search: transformers' `generate(num_beams=...)` for Whisper, over the same sessions.
 
-Every window's beams are rows of one decoder batch (windows x beams): the cross K/V are
-repeated once per beam after the prompt, the self K/V are reordered each step by the rows
-the chosen candidates came from, and a window whose search is over leaves the batch.
+Every window's beams are rows of one decoder batch (windows x beams, window by window): the
+cross K/V keep one row per window (the mha decoder attends a window's beams to one copy;
+the export's decoder gets them repeated once per beam),
+the self K/V are reordered each step by the rows the chosen candidates came from, and a
+window whose search is over leaves the batch.
 
 Scoring is transformers' `_beam_search` (generation/utils.py), the reference:
 log_softmax of the full FP32 logits, then the logit filters (GreedyDecoder's own: they only
@@ -137,6 +139,7 @@ class BeamDecoder:
         per_window = 1
         tokens: list[list[int]] = [[] for _ in range(n_windows)]  # generated tokens per row
         scores = np.zeros(n_windows, dtype=np.float32)
+        cross_owned = False  # cross_kv still the encoder's arrays, one row per window (the mha decoder reads them per window)
         steps = 0
         in_ort0 = sessions.t_step_run
         t1 = time.perf_counter()
@@ -148,11 +151,14 @@ class BeamDecoder:
             src, next_ids, next_tokens, next_scores, kept = self._select(logprobs, scores, tokens, live, per_window, windows, max_new_tokens)
             if not kept:
                 break
-            if per_window == 1:  # after the prompt: each window's cross K/V once per beam (our copy from here on)
+            if per_window == 1 and not sessions.cross_per_window:  # the export's decoder: each window's cross K/V once per beam
                 cross_kv = [a[np.repeat(np.array(kept), self.beams)] for a in cross_kv]
-            elif len(kept) < len(live):  # windows left: their beams' rows leave our copy in place
-                rows = np.concatenate([np.arange(i * self.beams, (i + 1) * self.beams) for i in kept])
-                cross_kv = [_drop_rows(a, rows) for a in cross_kv]
+                cross_owned = True
+            elif len(kept) < len(live):  # windows left: the first drop copies the caller's cross K/V, later ones shrink ours in place
+                per_row = 1 if sessions.cross_per_window else self.beams
+                idx = np.concatenate([np.arange(i * per_row, (i + 1) * per_row) for i in kept])
+                cross_kv = [_drop_rows(a, idx) for a in cross_kv] if cross_owned else [a[idx] for a in cross_kv]
+                cross_owned = True
             live = live[kept]
             per_window = self.beams
             self_kv = [a[src] for a in self_kv]

@@ -25,6 +25,7 @@ import onnxruntime as ort
 
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
+    CROSS_ROWS,
     DECODER_FIRST,
     DECODER_MHA,
     DECODER_WITH_PAST,
@@ -46,6 +47,7 @@ class WhisperSessions:
 
     variant = ""
     sessions: tuple[str, ...] = ()  # the graphs this variant loads, in the order of its attributes
+    cross_per_window = False  # step() takes one cross K/V row per window for windows x beams rows (the mha decoder)
 
     def __init__(self, folder: str | Path, config: SessionConfig | None = None):
         self.folder = Path(folder)
@@ -136,6 +138,7 @@ class MhaSessions(WhisperSessions):
 
     variant = "mha"
     sessions = (ENCODER, DECODER_MHA)
+    cross_per_window = True
 
     def __init__(self, folder: str | Path, config: SessionConfig | None = None):
         super().__init__(folder, config)
@@ -157,6 +160,8 @@ class MhaSessions(WhisperSessions):
         vocab = {o.name: o for o in outputs}["lower"].shape[-1]
         if vocab != self.vocab_size:
             raise ModelError(f"{self.folder / DECODER_MHA}: {vocab} logits, config.json says {self.vocab_size}")
+        if self.decoder.get_modelmeta().custom_metadata_map.get(CROSS_ROWS[0]) != CROSS_ROWS[1]:
+            raise ModelError(f"{self.folder / DECODER_MHA}: an older graph with cross K/V per row (rebuild with `whisper-ort optimize --force`)")
         missing = set(self._past + self._cross) - {i.name for i in self.decoder.get_inputs()}
         if missing or [o.name for o in self.encoder.get_outputs()] != self._cross or self._embeddings.shape != (self.vocab_size, self.d_model):
             raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")

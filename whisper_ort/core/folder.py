@@ -27,6 +27,9 @@ MHA_HEAD_OUTPUTS = ("hidden", "candidates", "lower", "upper")  # the mha decoder
 # its whole sequence: the alignment heads' cross-attention (B, heads, T, frames) and every
 # position's final hidden state (B, T, d_model), for the tokens' probabilities.
 ALIGNMENT_OUTPUTS = ("alignment", "hidden_states")
+# The mha decoder's metadata entry saying its cross K/V hold one row per window (not per
+# row of the batch: beam search feeds its beams against one copy); older graphs lack it.
+CROSS_ROWS = ("cross_kv_rows", "window")
 CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 REQUIRED = {
     "export": (ENCODER, DECODER_FIRST, DECODER_WITH_PAST, *CONFIGS),
