@@ -171,3 +171,23 @@ def test_mha_decoder_reads_cross_kv_per_window(transcribers, audio_dir):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     swapped, _ = sessions.step(ids, self_kv, [a[::-1].copy() for a in cross])
     assert not np.allclose(swapped.hidden, shared.hidden, atol=1e-2)
+
+
+def test_top_k_matches_argpartition_over_every_candidate():
+    """The subsampled bound must never drop a candidate: suppressed (-inf) tokens, ties at
+    the k-th value and a row whose best values all sit between the sampled columns."""
+    import numpy as np
+
+    from whisper_ort.core.beam import _top_k
+
+    rng = np.random.default_rng(7)
+    cand = rng.standard_normal((3, 5 * 51865)).astype(np.float32) - 20
+    cand[0, rng.integers(0, cand.shape[1], 2000)] = -np.inf
+    cand[1, [3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23]] = 1.0  # 11 tied best values for k=10, none sampled
+    cand[2, 1::64] = 5.0  # the best values all between the sampled columns
+    for k in (2, 10):
+        got = _top_k(cand, k)
+        want = np.argpartition(cand, -k, axis=1)[:, -k:]
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(np.sort(np.take_along_axis(cand, got, 1), 1), np.sort(np.take_along_axis(cand, want, 1), 1))
+        assert all(len(set(r)) == k for r in got)
