@@ -71,25 +71,15 @@ def _ort_runner(graph: Path, options, feeds: dict, output: str, device=None):
 
 def stage_feeds(transcriber, path: Path) -> dict:
     """{stage: (graph, role, feeds, output to compare)} from one real file."""
-    from whisper_ort.core.audio import load_audio
     from whisper_ort.core.decoders import MhaSessions
-    from whisper_ort.core.features import log_mel_batch
-    from whisper_ort.measure.speculation import greedy_sequences
+    from whisper_ort.measure.speculation import mha_step_feeds, past_at_half
 
     sessions = transcriber.sessions
     if not isinstance(sessions, MhaSessions):
         raise SystemExit(f"{sessions.folder}: the stages are timed on the mha folder (whisper-ort optimize builds it)")
-    mel = log_mel_batch([load_audio(path)])
-    cross = sessions.encode(mel)
-    seq = greedy_sequences(transcriber, [path])[path.name]
-    past_ids = np.array([seq["prompt"] + seq["tokens"][: len(seq["tokens"]) // 2]], dtype=np.int64)
-    _, self_kv, cross_kv = sessions.first_step(past_ids, cross)
+    mel, seq, self_kv, cross_kv = past_at_half(transcriber, path)
     token = np.array([[seq["tokens"][len(seq["tokens"]) // 2]]], dtype=np.int64)
-    past = self_kv[0].shape[2]
-    step = {"inputs_embeds": sessions._embeddings[token], "position_ids": np.array([past], dtype=np.int64),
-            "logit_mask": np.zeros((1, sessions.vocab_size), dtype=np.float32)}
-    step.update(zip(sessions._past, self_kv))
-    step.update(zip(sessions._cross, cross_kv))
+    step = {**mha_step_feeds(sessions, token, self_kv, cross_kv), "logit_mask": np.zeros((1, sessions.vocab_size), dtype=np.float32)}
     folder = sessions.folder
     return {"encoder": (folder / "encoder_model.onnx", "encoder", {"input_features": mel}, "cross.5.value"),
             "decoder_step": (folder / "decoder_mha.onnx", "decoder", step, "hidden")}

@@ -114,14 +114,8 @@ def acceptance(seqs: dict[str, dict], k: int, context: str = "window") -> dict:
 def verify_cost(transcriber, path: Path, ks=(0, 1, 2, 4, 8), rounds: int = 20) -> dict:
     """Median seconds of one decoder forward over 1 + k new positions with a past of the
     file's own tokens (mha or export variant, no logit filters), interleaved over k."""
-    from whisper_ort.core.audio import load_audio
-    from whisper_ort.core.features import log_mel_batch
-
     sessions = transcriber.sessions
-    seq = greedy_sequences(transcriber, [path])[path.name]
-    states = sessions.encode(log_mel_batch([load_audio(path)]))
-    past_ids = np.array([seq["prompt"] + seq["tokens"][: len(seq["tokens"]) // 2]], dtype=np.int64)
-    _, self_kv, cross_kv = sessions.first_step(past_ids, states)
+    _, seq, self_kv, cross_kv = past_at_half(transcriber, path)
     times: dict[int, list[float]] = {k: [] for k in ks}
     new = np.array([seq["tokens"][len(seq["tokens"]) // 2 :][:9]], dtype=np.int64)
     for _ in range(rounds):
@@ -134,16 +128,35 @@ def verify_cost(transcriber, path: Path, ks=(0, 1, 2, 4, 8), rounds: int = 20) -
     return {str(k): {"median_s": float(np.median(t)), "ratio_to_one": float(np.median(t)) / base} for k, t in times.items()}
 
 
+def past_at_half(transcriber, path: Path):
+    """The file's mel, its greedy sequence, and the decoder's self and cross K/V after the
+    prompt and the first half of its tokens: a typical point inside a window."""
+    from whisper_ort.core.audio import load_audio
+    from whisper_ort.core.features import log_mel_batch
+
+    sessions = transcriber.sessions
+    seq = greedy_sequences(transcriber, [path])[path.name]
+    mel = log_mel_batch([load_audio(path)])
+    past_ids = np.array([seq["prompt"] + seq["tokens"][: len(seq["tokens"]) // 2]], dtype=np.int64)
+    _, self_kv, cross_kv = sessions.first_step(past_ids, sessions.encode(mel))
+    return mel, seq, self_kv, cross_kv
+
+
+def mha_step_feeds(sessions, ids: np.ndarray, self_kv: list, cross_kv: list) -> dict:
+    """The mha decoder graph's inputs for new positions `ids` after the cached K/V."""
+    past = self_kv[0].shape[2]
+    feeds = {"inputs_embeds": sessions._embeddings[ids], "position_ids": np.arange(past, past + ids.shape[1], dtype=np.int64)}
+    feeds.update(zip(sessions._past, self_kv))
+    feeds.update(zip(sessions._cross, cross_kv))
+    return feeds
+
+
 def _step_many(sessions, ids: np.ndarray, self_kv: list, cross_kv: list):
     """The decoder over several new positions after a past (the graphs take T > 1 with past)."""
     from whisper_ort.core.decoders import MhaSessions
 
     if isinstance(sessions, MhaSessions):
-        past = self_kv[0].shape[2]
-        feeds = {"inputs_embeds": sessions._embeddings[ids], "position_ids": np.arange(past, past + ids.shape[1], dtype=np.int64)}
-        feeds.update(zip(sessions._past, self_kv))
-        feeds.update(zip(sessions._cross, cross_kv))
-        return sessions._run(feeds, None)
+        return sessions._run(mha_step_feeds(sessions, ids, self_kv, cross_kv), None)
     return sessions.step(ids, self_kv, cross_kv)
 
 
