@@ -46,3 +46,23 @@ def test_one_forward_over_two_positions_equals_two_steps(transcriber, audio_dir)
     assert int(np.argmax(full[0])) == int(np.argmax(full[1]))
     np.testing.assert_allclose(full[0], full[1], atol=2e-3)
     assert kv_ab[0].shape[2] == self_kv[0].shape[2] + 2
+
+
+def test_layer_skip_draft_with_every_layer_is_greedy(transcriber, hf_reference, audio_dir):
+    """The layer-skip draft with all 6 layers is the full decoder: its drafts are greedy's
+    tokens, so every one is accepted; with 1 layer it is a different predictor (and the
+    decoder's layers are put back after drafting)."""
+    from whisper_ort.measure.layer_skip import LayerSkipDraft, draft_fraction, encoder_states
+    from whisper_ort.measure.speculation import greedy_sequences
+
+    _, model = hf_reference
+    path = audio_dir / "jfk.flac"
+    seq = greedy_sequences(transcriber, [path])[path.name]
+    states = encoder_states(model, path)
+    eot = transcriber.tokenizer.ids.eot
+    full = simulate(seq["tokens"], seq["prompt"], LayerSkipDraft(model, states, 6, eot), k=4)
+    assert full["accepted"] == full["drafted"] > 0
+    shallow = simulate(seq["tokens"], seq["prompt"], LayerSkipDraft(model, states, 1, eot), k=4)
+    assert shallow["accepted"] < shallow["drafted"]
+    assert len(model.model.decoder.layers) == 6
+    assert draft_fraction(1) < draft_fraction(3) < draft_fraction(6) == 1.0
