@@ -181,6 +181,21 @@ def test_peers_ratios(study):
     assert set(files_t["file"]) == set(FILES)
 
 
+def test_beam_records_are_labelled_and_not_taken_for_greedy(study):
+    """A `compare --beam-size 5` run left in the study's folder: the report says beam search,
+    and the peers notebook sees the records are not the greedy comparison it asks for."""
+    summary_path = study["results"] / "benchmarks" / "compare" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    assert "greedy decoding" in _build(study, plots=False)
+    assert load.compare_mismatch(summary, ["whisper_ort", "faster_whisper"]) is None
+    assert "lack openvino_fp32" in load.compare_mismatch(dict(summary, implementations_order=["whisper_ort"]), ["whisper_ort", "openvino_fp32"])
+    beam = dict(summary, beam_size=5, implementations_order=["whisper_ort", "faster_whisper"])
+    assert "beam size 5, not 1" in load.compare_mismatch(beam, ["whisper_ort"])
+    summary_path.write_text(json.dumps(beam))
+    text = _build(study, plots=False)
+    assert "beam search with 5 beams" in text and "greedy decoding" not in text
+
+
 def test_fidelity_and_diffs(study):
     texts = tables.gather_texts(paths.StudyPaths.from_results(study["results"]))
     assert set(texts) == {"whisper_ort", "faster_whisper", "hf_generate"}

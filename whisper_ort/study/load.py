@@ -82,6 +82,22 @@ def load_compare(paths: StudyPaths) -> tuple[pd.DataFrame | None, dict | None]:
     return load_records(folder / "records.json"), load_summary(folder / "summary.json")
 
 
+def compare_mismatch(summary: dict | None, implementations: list[str], beam_size: int = 1) -> str | None:
+    """Why compare records on disk are not the run a notebook asks for (another decoding,
+    or implementations missing), or None when they are: a `compare --beam-size 5` run
+    left in the study's folder must not be shown as the greedy comparison."""
+    if not summary:
+        return None
+    have = summary.get("beam_size") or 1
+    if have != beam_size:
+        return f"the compare records were made with beam size {have}, not {beam_size}"
+    measured = summary.get("implementations_order") or list(summary.get("implementations") or {})
+    lacking = [i for i in implementations if i not in measured]
+    if lacking:
+        return f"the compare records lack {', '.join(lacking)}"
+    return None
+
+
 def load_longform(paths: StudyPaths) -> dict | None:
     """longform.json (python -m whisper_ort.measure.longbench) as written, or None when it
     is not there, not readable or holds no rows."""

@@ -223,7 +223,9 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
         warm = compare_summary.get("warmup") if compare_summary else None
         spawns = (compare_summary or {}).get("cold_starts") or 1
         cold = f"the median of {spawns} fresh processes, each to its first transcript" if spawns > 1 else "a fresh process to its first transcript"
-        out.append(f"Each implementation in its own process, interleaved, same threads, same audio, greedy decoding, FP32 (`whisper-ort compare`), {reps} repeat(s) after {warm} warmup run(s). "
+        beams = (compare_summary or {}).get("beam_size") or 1
+        decoding = "greedy decoding" if beams == 1 else f"beam search with {beams} beams"
+        out.append(f"Each implementation in its own process, interleaved, same threads, same audio, {decoding}, FP32 (`whisper-ort compare`), {reps} repeat(s) after {warm} warmup run(s). "
                    f"Ratio > 1: slower than whisper_ort. Stage times as each implementation can measure them; cold start = {cold}; peak RSS = the worker's VmHWM.")
         out += ["", peers_md(files_t, impls_t)]
         out.append(img(plot_peers_latency, compare_df, alt="peers latency", note=cmp_note))
