@@ -21,8 +21,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 
 class LayerSkipDraft:
     """Greedy drafts from the first `layers` decoder layers of the torch model, for one
