@@ -146,6 +146,17 @@ def onnx_matmul_flops(path: str | Path, input_shapes: dict | None = None) -> dic
     dim left is taken as 1), then ONNX Runtime's symbolic shape inference gives every
     node's shapes. Returns {"MatMul": ..., "Conv": ..., "Gemm": ..., "total": ..., "nodes": n}.
     """
+    counts = {"MatMul": 0, "Gemm": 0, "Conv": 0}
+    by_node = onnx_node_flops(path, input_shapes)
+    for op, flops in by_node.values():
+        counts[op] += flops
+    counts["total"] = sum(counts.values())
+    counts["nodes"] = len(by_node)
+    return counts
+
+
+def onnx_node_flops(path: str | Path, input_shapes: dict | None = None) -> dict[str, tuple[str, int]]:
+    """{node name: (op type, FLOPs)} for each MatMul, Gemm and Conv node (onnx_matmul_flops)."""
     import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
@@ -166,10 +177,9 @@ def onnx_matmul_flops(path: str | Path, input_shapes: dict | None = None) -> dic
     for init in inferred.graph.initializer:
         shapes[init.name] = list(init.dims)
 
-    counts = {"MatMul": 0, "Gemm": 0, "Conv": 0}
-    nodes = 0
-    for node in inferred.graph.node:
-        if node.op_type not in counts:
+    by_node = {}
+    for index, node in enumerate(inferred.graph.node):
+        if node.op_type not in ("MatMul", "Gemm", "Conv"):
             continue
         out = shapes.get(node.output[0])
         if not out or any(v is None for v in out):
@@ -184,11 +194,8 @@ def onnx_matmul_flops(path: str | Path, input_shapes: dict | None = None) -> dic
             a = shapes[node.input[0]]
             trans_a = next((at.i for at in node.attribute if at.name == "transA"), 0)
             macs = int(np.prod(out)) * int(a[0] if trans_a else a[1])
-        counts[node.op_type] += 2 * macs
-        nodes += 1
-    counts["total"] = sum(counts.values())
-    counts["nodes"] = nodes
-    return counts
+        by_node[node.name or f"{node.op_type}_{index}"] = (node.op_type, 2 * macs)  # unnamed nodes stay apart
+    return by_node
 
 
 # ---------------------------------------------------------------- what the machine gives
