@@ -137,3 +137,24 @@ def test_floors_are_cached_per_thread_count(tmp_path, monkeypatch):
     assert sorted(stored) == [1, 2] and stored[2]["threads"] == 2
     assert list(json.loads(cache.read_text())["by_threads"]) == ["1", "2"]
     assert hardware.load_floors(tmp_path / "none.json") == {}
+
+
+ZEN4 = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2596.144\nflags\t\t: fpu sse avx2 fma avx512f avx512_bf16\n"
+XEON = "vendor_id\t: GenuineIntel\ncpu family\t: 6\nflags\t\t: sse avx2 fma avx512f amx_tile amx_bf16\n"
+
+
+def test_vector_units_from_cpuinfo():
+    zen4 = hardware.vector_units(ZEN4)
+    assert (zen4["isa"], zen4["fma_bits"], zen4["fp32_flops_per_cycle"], zen4["nominal_mhz"]) == ("AVX-512", 256, 32, 2596.144)
+    assert hardware.vector_units(ZEN4.replace(": 25", ": 26"))["fp32_flops_per_cycle"] == 64  # Zen 5: full-width pipes
+    xeon = hardware.vector_units(XEON)
+    assert xeon["fp32_flops_per_cycle"] == 64 and xeon["amx"] and xeon["nominal_mhz"] is None
+    assert hardware.vector_units("flags\t: sse avx2 fma\n")["fp32_flops_per_cycle"] == 32
+    assert hardware.vector_units("")["isa"] == "SSE"
+
+
+def test_units_sentence_states_the_implied_clock():
+    f = {"threads": 2, "implied_ghz": 231.4 / 64, "vector_units": hardware.vector_units(ZEN4)}
+    text = hardware.units_sentence(f)
+    assert "2 x 256-bit FMA" in text and "32 FP32 FLOPs a cycle" in text and "3.62 GHz" in text and "2 thread(s)" in text and "2596 MHz" in text
+    assert hardware.units_sentence({"threads": 2}) == ""  # a hardware.json from before

@@ -10,6 +10,8 @@ one least disturbed by others), with ONNX Runtime's own kernels on tiny generate
     encoder_flops(config)        -> FLOPs of one 30 s window, counted from the model dims
     onnx_matmul_flops(path, ...) -> the same count read off the ONNX graph (shape inference)
     decoder_step_bytes(config)   -> bytes one decoder step reads (weights, cross K/V, self K/V)
+    vector_units(cpuinfo)        -> the CPU's FP32 FMA width and units per core, and so the clock
+                                    the measured peak implies
 
 FLOPs count 2 per multiply-accumulate, MatMul/Gemm/Conv only (softmax, GELU, layer norms
 and adds are a few percent at most and no GEMM peak bounds them).
@@ -201,6 +203,46 @@ def onnx_node_flops(path: str | Path, input_shapes: dict | None = None) -> dict[
 # ---------------------------------------------------------------- what the machine gives
 
 
+def vector_units(cpuinfo: str | None = None) -> dict:
+    """FP32 FLOPs per cycle per core from /proc/cpuinfo's vendor, family and flags.
+
+    cpuinfo names the ISA, not how many FMA pipes a core has nor how wide they are, so those
+    come from the vendors' documented microarchitectures: Zen 2-4 have two 256-bit FMA
+    pipes (Zen 4 runs AVX-512 on them in two halves: 32 FLOPs a cycle), Zen 5 two 512-bit
+    ones; Intel server cores with AVX-512 two 512-bit FMA units (a few low bins have one:
+    "assumed"), AVX2 cores two 256-bit. The clock is not read (a VM's "cpu MHz" is the
+    nominal one, not what the cores run at): `derive` gives the clock the measured GEMM
+    peak implies at these units, beside cpuinfo's nominal MHz.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first CPU's
+    flags = set(fields.get("flags", "").split())
+    vendor, family = fields.get("vendor_id", ""), int(fields.get("cpu family", "0") or 0)
+    if "avx512f" in flags:
+        isa = "AVX-512"
+        if vendor == "AuthenticAMD":
+            units, width, basis = (2, 512, "Zen 5") if family >= 26 else (2, 256, "Zen 4: AVX-512 on 256-bit pipes")
+        else:
+            units, width, basis = 2, 512, "Intel AVX-512 server core (assumed: two FMA units)"
+    elif "fma" in flags and "avx2" in flags:
+        isa, units, width, basis = "AVX2", 2, 256, "two 256-bit FMA units"
+    else:
+        isa, units, width, basis = "SSE", 2, 128, "no FMA flags: two 128-bit units assumed"
+    mhz = fields.get("cpu MHz")
+    return {"isa": isa, "fma_units": units, "fma_bits": width, "basis": basis,
+            "fp32_flops_per_cycle": units * (width // 32) * 2,  # lanes x 2 FLOPs per FMA
+            "amx": "amx_tile" in flags, "avx512_bf16": "avx512_bf16" in flags,
+            "nominal_mhz": float(mhz) if mhz else None}
+
+
+
 def _ort_session(model, threads: int):
     import onnxruntime as ort
 
@@ -359,6 +401,7 @@ def derive(threads: int, gemm_ort: dict, gemm_numpy: dict, bandwidth: dict, conf
     step = decoder_step_bytes(cfg)
     weights = decoder_weight_bytes(cfg)
     first_bytes = sum(weights.values()) + cfg["max_source_positions"] * cfg["d_model"] * FLOAT_BYTES
+    units = vector_units()
     return {
         "threads": int(threads),
         "cpu_model": cpu_model(),
@@ -366,6 +409,10 @@ def derive(threads: int, gemm_ort: dict, gemm_numpy: dict, bandwidth: dict, conf
         "packages": package_versions(("onnxruntime", "numpy", "onnx")),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "gemm_peak_gflops": peak,  # best ORT MatMul over all shapes
+        "vector_units": units,
+        # the clock at which the cores' FMA units would give the measured peak (threads
+        # beyond the CPUs share them)
+        "implied_ghz": peak / (min(int(threads), os.cpu_count() or int(threads)) * units["fp32_flops_per_cycle"]),
         "gemm_encoder_shapes_gflops": max(encoder_shapes) if encoder_shapes else None,
         "gemm_ort": gemm_ort,
         "gemm_numpy": gemm_numpy,
@@ -412,10 +459,22 @@ def load_floors(path: str | Path = CACHE) -> dict:
     return {int(k): v for k, v in data.get("by_threads", {}).items()}
 
 
+def units_sentence(f: dict) -> str:
+    """What the vector units say of the measured peak ("" for records made before they were read)."""
+    u = f.get("vector_units")
+    if not u or not f.get("implied_ghz"):
+        return ""
+    nominal = f", cpuinfo's nominal clock {u['nominal_mhz']:.0f} MHz" if u.get("nominal_mhz") else ""
+    return (f"{u['isa']}, {u['fma_units']} x {u['fma_bits']}-bit FMA per core ({u['basis']}): {u['fp32_flops_per_cycle']} FP32 FLOPs a cycle, "
+            f"so the peak at {f['threads']} thread(s) implies {f['implied_ghz']:.2f} GHz{nominal}")
+
+
 def describe(f: dict) -> str:
+    units = units_sentence(f)
     return (
         f"{f['cpu_model']}, {f['threads']} thread(s): FP32 GEMM peak {f['gemm_peak_gflops']:.1f} GFLOP/s "
         f"(ORT MatMul, best shape), read bandwidth {f['bandwidth_gbs']:.1f} GB/s\n"
+        + (units + "\n" if units else "") +
         f"encoder {f['encoder_flops']['total'] / 1e9:.1f} GFLOP/window -> floor {1e3 * f['encoder_floor_s']:.0f} ms; "
         f"decoder step {f['decoder_step_bytes']['total'] / 1e6:.0f} MB -> floor {1e3 * f['decoder_step_floor_s']:.2f} ms/token; "
         f"first step floor {1e3 * f['decoder_first_floor_s']:.0f} ms"

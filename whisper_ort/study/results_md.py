@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from whisper_ort.measure.hardware import units_sentence
 from whisper_ort.measure.records import write_atomic
 from whisper_ort.study.load import (
     _latest_date,
@@ -197,6 +198,7 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
             out += ["", f"Floors at {floors['threads']} thread(s), measured {floors.get('date_utc', '?')} with `python -m whisper_ort.measure.hardware` "
                     f"(best of N on a shared machine; 1-minute load average before, after: {', '.join(fmt(x, 2) for x in floors.get('loadavg', []) or []) or '?'}): "
                     f"FP32 GEMM peak **{fmt(floors['gemm_peak_gflops'], 1)} GFLOP/s** (ORT MatMul, best shape), read bandwidth **{fmt(floors['bandwidth_gbs'], 1)} GB/s** (best way). "
+                    + (f"Vector units: {units_sentence(floors)}. " if units_sentence(floors) else "") +
                     f"Encoder: {fmt(floors['encoder_flops']['total'] / 1e9, 2)} GFLOP per 30 s window (MatMul + Conv, 2 FLOPs per MAC); "
                     f"decoder step: {fmt(floors['decoder_step_bytes']['total'] / 1e6, 1)} MB read (weights {fmt((floors['decoder_step_bytes']['layers'] + floors['decoder_step_bytes']['output_projection']) / 1e6, 1)} MB, "
                     f"cross K/V {fmt(floors['decoder_step_bytes']['cross_kv'] / 1e6, 1)} MB, self K/V {fmt(floors['decoder_step_bytes']['self_kv'] / 1e6, 1)} MB).", ""]
