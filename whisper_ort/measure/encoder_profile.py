@@ -92,7 +92,7 @@ def by_op(result: dict) -> list[dict]:
 def _peak(threads: int) -> float | None:
     from whisper_ort.measure.hardware import load_floors
 
-    floors = load_floors(Path("results/benchmarks/hardware.json"))
+    floors = load_floors()  # hardware.CACHE, the one owner of that path
     return (floors.get(threads) or {}).get("gemm_peak_gflops")
 
 
