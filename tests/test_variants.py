@@ -94,3 +94,25 @@ def test_bounded_logits_give_the_full_logits_tokens(model_dir, audio_dir, refere
     t = Transcriber(model_dir, threads=2, variant="mha")
     for name in FILES[:2]:
         assert t.transcribe(audio_dir / name, full_logits=True).tokens == reference_tokens[name], name
+
+
+def test_memory_pattern_is_off_unless_asked():
+    """Off by default (it cost 40 MB of peak RSS and bought no speed); --mem-pattern turns it on."""
+    from whisper_ort.cli import build_parser
+    from whisper_ort.core.session import SessionConfig
+
+    assert SessionConfig().options().enable_mem_pattern is False
+    assert SessionConfig(mem_pattern=True).options().enable_mem_pattern is True
+    parser = build_parser("transcribe")
+    assert parser.parse_args(["transcribe", "x.wav"]).mem_pattern is False
+    assert parser.parse_args(["transcribe", "x.wav", "--mem-pattern"]).mem_pattern is True
+    assert parser.parse_args(["transcribe", "x.wav", "--no-mem-pattern"]).mem_pattern is False
+
+
+@pytest.mark.slow
+def test_memory_pattern_gives_the_same_tokens(model_dir, audio_dir, reference_tokens):
+    from whisper_ort.core.pipeline import Transcriber
+
+    t = Transcriber(model_dir, threads=2, mem_pattern=True)
+    for name in FILES:
+        assert t.transcribe(audio_dir / name).tokens == reference_tokens[name], name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -29,7 +30,10 @@ class SessionConfig:
     spinning: bool = True  # intra-op threads spin between ops (lower latency, more CPU)
     prepacking: bool = True  # MLAS repacks GEMM weights once (faster GEMMs, a second copy in memory)
     arena: bool = True  # the CPU memory arena (fewer allocations, holds on to peak memory)
-    mem_pattern: bool = True  # plan one block for all activations from the first run (faster, higher peak)
+    # ONNX Runtime's memory pattern: one preplanned block for a run's activations, per set of
+    # input shapes. Off: it bought no speed and cost peak memory. 8 dev short files, 3 repeats,
+    # AMD EPYC, 2 threads: sum of p50 5.96-6.09 s off vs 6.13-6.65 s on, peak RSS 399 vs 440 MB.
+    mem_pattern: bool = False
     # One intra-op pool for all sessions of the process (ONNX Runtime's global pool). Off by
     # default, in the library and the CLI alike: once that pool exists, every session the
     # process creates must opt into it (use_per_session_threads=False), another library's
@@ -55,6 +59,7 @@ class SessionConfig:
             raise ValueError(f"--graph-opt must be one of {', '.join(GRAPH_LEVELS)}")
         if self.execution_mode not in EXECUTION_MODES:
             raise ValueError(f"--execution-mode must be one of {', '.join(EXECUTION_MODES)}")
+        _fixed_mmap_threshold()
         opts = ort.SessionOptions()
         if (self.shared_pool and _shared_pool(self.threads, self.inter_threads)) or _POOL_SIZES is not None:
             opts.use_per_session_threads = False  # ONNX Runtime's rule once the global pool exists
@@ -90,17 +95,25 @@ def _shared_pool(threads: int, inter_threads: int) -> bool:
         except Exception:  # the environment already exists (a session was made first): per-session pools
             return False
         _POOL_SIZES = (threads, inter_threads)
-        _fixed_mmap_threshold()
     elif _POOL_SIZES != (threads, inter_threads):
         print(f"whisper-ort: the process-wide thread pool has {_POOL_SIZES[0]} threads; {threads} asked for", file=sys.stderr)
     return True
 
 
+_MMAP_THRESHOLD_SET = False
+
+
 def _fixed_mmap_threshold(size: int = 128 * 1024) -> None:
     """glibc raises its mmap threshold each time a large block is freed (up to 32 MB), after
-    which activations of a few MB come from the heap and stay there. A fixed threshold
-    keeps them mmapped and returned on free: peak RSS -14 MB over the short files. Part of
-    the process-wide setup that comes with the shared pool; nothing on other C libraries."""
+    which arrays of a few MB come from the heap and stay there. A fixed threshold keeps them
+    mmapped and returned on free: peak RSS 388 vs 399 MB over the 8 dev short files (AMD
+    EPYC, 2 threads, same speed). Process-wide, set once when the first session is
+    configured; left alone where the user set MALLOC_MMAP_THRESHOLD_, and nothing on other
+    C libraries."""
+    global _MMAP_THRESHOLD_SET
+    if _MMAP_THRESHOLD_SET or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    _MMAP_THRESHOLD_SET = True
     import ctypes
 
     try:
