@@ -116,3 +116,28 @@ def test_memory_pattern_gives_the_same_tokens(model_dir, audio_dir, reference_to
     t = Transcriber(model_dir, threads=2, mem_pattern=True)
     for name in FILES:
         assert t.transcribe(audio_dir / name).tokens == reference_tokens[name], name
+
+
+def test_decoder_and_head_threads_park_at_the_end_of_a_run():
+    """spin_stop (the default): the decoder and the full projection spin while they run and
+    park their threads when a run ends; the encoder does not spin; --keep-spinning goes back."""
+    from whisper_ort.cli import build_parser
+    from whisper_ort.core.session import SessionConfig
+
+    def entries(config, role):
+        o = config.options(role)
+        try:
+            stop = o.get_session_config_entry("session.force_spinning_stop")
+        except RuntimeError:  # ONNX Runtime's answer for an entry never set
+            stop = None
+        return o.get_session_config_entry("session.intra_op.allow_spinning"), stop
+
+    assert entries(SessionConfig(), "decoder") == ("1", "1")
+    assert entries(SessionConfig(), "head") == ("1", "1")
+    assert entries(SessionConfig(), "encoder") == ("0", None)
+    assert entries(SessionConfig(spin_stop=False), "decoder") == ("1", None)
+    assert entries(SessionConfig(spin_stop=False), "head") == ("0", None)
+    assert entries(SessionConfig(spinning=False), "decoder") == ("0", None)
+    parser = build_parser("transcribe")
+    assert parser.parse_args(["transcribe", "x.wav"]).spin_stop is True
+    assert parser.parse_args(["transcribe", "x.wav", "--keep-spinning"]).spin_stop is False

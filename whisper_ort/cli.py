@@ -42,6 +42,8 @@ def _runtime_args(p) -> None:
     p.add_argument("--graph-opt", default="all", choices=["disable", "basic", "extended", "all"], help="graph optimization level")
     p.add_argument("--execution-mode", default="sequential", choices=["sequential", "parallel"])
     p.add_argument("--no-spinning", dest="spinning", action="store_false", help="intra-op threads sleep between ops")
+    p.add_argument("--keep-spinning", dest="spin_stop", action="store_false",
+                   help="the decoder's threads keep spinning after each run (the default parks them at a run's end, the full projection's too)")
     p.add_argument("--no-prepacking", dest="prepacking", action="store_false", help="keep GEMM weights unpacked (less memory)")
     p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
     p.add_argument("--mem-pattern", dest="mem_pattern", action="store_true", help="ONNX Runtime's preplanned activation block (off by default: no faster here, 40 MB more peak RSS)")
@@ -266,7 +268,7 @@ def model_options(args):
     from whisper_ort.core.session import SessionConfig
 
     session = SessionConfig(threads=args.threads, inter_threads=args.inter_threads, graph_opt=args.graph_opt, execution_mode=args.execution_mode,
-                            spinning=args.spinning, prepacking=args.prepacking, arena=args.arena, mem_pattern=args.mem_pattern,
+                            spinning=args.spinning, spin_stop=args.spin_stop, prepacking=args.prepacking, arena=args.arena, mem_pattern=args.mem_pattern,
                             shared_pool=args.shared_pool, shared_arena=args.shared_arena)
     return ModelOptions(folder=args.onnx_dir, variant=args.variant, tokenizer_json=args.tokenizer_json, session=session)
 

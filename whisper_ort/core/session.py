@@ -28,6 +28,13 @@ class SessionConfig:
     graph_opt: str = "all"
     execution_mode: str = "sequential"
     spinning: bool = True  # intra-op threads spin between ops (lower latency, more CPU)
+    # With a pool per session: the decoder's and the full projection's threads spin during
+    # their runs and stop when a run ends (ONNX Runtime's session.force_spinning_stop), so
+    # neither keeps a core from the session that runs next. 8 dev short files, AMD EPYC,
+    # 2 threads, same-run A/Bs: beam 5 sum of p50 9.11 / 9.32 s against 9.90 / 10.07 s
+    # (the 5-row full projection had waited for the decoder's spinning threads), greedy
+    # 5.88 / 5.68 s against 6.06 / 5.81 s. `--keep-spinning` turns it off.
+    spin_stop: bool = True
     prepacking: bool = True  # MLAS repacks GEMM weights once (faster GEMMs, a second copy in memory)
     arena: bool = True  # the CPU memory arena (fewer allocations, holds on to peak memory)
     # ONNX Runtime's memory pattern: one preplanned block for a run's activations, per set of
@@ -54,7 +61,9 @@ class SessionConfig:
         1.654 s spinning, 1.551 s not, 1.513 s with the shared pool. role="head" (the full
         projection, logits_head.onnx, run between token steps for timestamps and beam search)
         does not spin either, for the same reason: a 5-row beam step took 27 ms (median, in
-        the search) with the head's threads spinning, 16 ms without; beam 5 per file -25-33 %."""
+        the search) with the head's threads spinning, 16 ms without; beam 5 per file -25-33 %.
+        With spin_stop (the default) the decoder and the head spin only while they run: each
+        ends its run by parking its threads, so the head can spin again (see SessionConfig)."""
         if self.graph_opt not in GRAPH_LEVELS:
             raise ValueError(f"--graph-opt must be one of {', '.join(GRAPH_LEVELS)}")
         if self.execution_mode not in EXECUTION_MODES:
@@ -70,8 +79,12 @@ class SessionConfig:
             opts.inter_op_num_threads = self.inter_threads
         opts.graph_optimization_level = GRAPH_LEVELS[self.graph_opt]
         opts.execution_mode = EXECUTION_MODES[self.execution_mode]
-        spin = self.spinning and (role == "decoder" or _POOL_SIZES is not None)
+        per_session = _POOL_SIZES is None
+        stop = self.spinning and self.spin_stop and per_session and role in ("decoder", "head")
+        spin = stop or (self.spinning and (role == "decoder" or not per_session))
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        if stop:
+            opts.add_session_config_entry("session.force_spinning_stop", "1")
         opts.add_session_config_entry("session.disable_prepacking", "0" if self.prepacking else "1")
         opts.enable_cpu_mem_arena = self.arena
         opts.enable_mem_pattern = self.mem_pattern

@@ -31,6 +31,7 @@ LEVERS = [
     ("mha_full_logits", "mha with every FP32 logit each step (its exact argmax from int8 bounded logits off)", ["--variant", "mha", "--full-logits"]),
     ("mha_no_arena", "mha without the CPU memory arena", ["--variant", "mha", "--no-arena"]),
     ("mha_shared_arena", "mha with one pool and one arena for all sessions, growing by what is asked", ["--variant", "mha", "--shared-pool", "--shared-arena"]),
+    ("mha_keep_spinning", "mha with the decoder's threads spinning after each run (the default parks them at a run's end)", ["--variant", "mha", "--keep-spinning"]),
     ("mha_mem_pattern", "mha with ONNX Runtime's memory pattern (one preplanned activation block per input shapes; off by default)", ["--variant", "mha", "--mem-pattern"]),
     ("mha_noprepack", "mha, GEMM weights not prepacked", ["--variant", "mha", "--no-prepacking"]),
     ("graph_basic", "baseline with graph optimization level basic", ["--variant", "export", "--graph-opt", "basic"]),
