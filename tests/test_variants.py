@@ -86,34 +86,6 @@ def test_mha_decoder_logits_match_the_export(model_dir, audio_dir):
     assert max(candidates) < 100  # a bound loose enough to let hundreds through would cost more than it saves
 
 
-def test_a_step_without_the_bounded_head_gives_the_same_hidden_state_and_cache(model_dir, audio_dir):
-    """bounded=False (beam search, sampling, log-probabilities) skips the head's If branch:
-    the hidden state, the exact logits and the self K/V are the bounded step's, bit for bit,
-    with no candidates; an argmax asked of it still finds the full logits' argmax."""
-    import numpy as np
-
-    from whisper_ort.core.decoders import MhaSessions
-    from whisper_ort.core.features import log_mel_batch
-
-    ours = MhaSessions(variant_dir(model_dir, "mha"))
-    mel = log_mel_batch([load_audio(audio_dir / "jfk.flac")])
-    prompt = np.array([[50258, 50259, 50359, 50363]] * 3, dtype=np.int64)
-    cross = ours.encode(mel)
-    runs = {flag: ours.first_step(prompt, cross, bounded=flag) for flag in (True, False)}
-    for flag in (True, False):
-        logits, self_kv, _ = runs[flag]
-        token = np.full((3, 1), int(logits.full()[0].argmax()))
-        runs[flag] = (logits, *ours.step(token, self_kv, cross, bounded=flag))
-    (a, a_next, a_kv), (b, b_next, b_kv) = runs[True], runs[False]
-    for x, y in ((a, b), (a_next, b_next)):
-        np.testing.assert_array_equal(x.hidden, y.hidden)
-        np.testing.assert_array_equal(x.full(), y.full())
-        assert x.candidates.shape[1] >= 3 and y.candidates.shape == (2, 0)
-        np.testing.assert_array_equal(y.argmax(), x.full().argmax(axis=1))
-    for x, y in zip(a_kv, b_kv):
-        np.testing.assert_array_equal(x, y)
-
-
 @pytest.mark.slow
 def test_bounded_logits_give_the_full_logits_tokens(model_dir, audio_dir, reference_tokens):
     """The mha decoder's exact argmax from bounded logits against every FP32 logit each step."""

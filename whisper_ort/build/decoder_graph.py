@@ -12,12 +12,9 @@ weights, around com.microsoft MultiHeadAttention:
 - decoder: one graph for the prompt (T tokens, empty past) and for each later token
   (T = 1): per layer a fused QKV MatMul, MultiHeadAttention with past/present K/V
   (unidirectional), MatMul/Softmax over the cached cross K/V, SkipLayerNormalization
-  for every residual + norm, BiasGelu. For the last position only, no FP32 output
-  projection but bounded logits (_bounded_head): int8 rows and an error bound, and the
-  few tokens that can still be the argmax, which the caller scores exactly. The head
-  sits in the graph's one If node, on the input `bounded`: beam search and every
-  full-logit step need only the hidden state, and ONNX Runtime runs every node whatever
-  is fetched (a 5-row step: 9.75 -> 6.47 ms without the head, AMD EPYC, 2 threads).
+  for every residual + norm, BiasGelu. No If node. For the last position only, no FP32
+  output projection but bounded logits (_bounded_head): int8 rows and an error bound,
+  and the few tokens that can still be the argmax, which the caller scores exactly.
 - token embeddings are looked up outside the graph, row by row from `embed_tokens.npy`
   (model.EmbeddingRows). Inside, the table would be needed twice: as is for the lookup
   and prepacked for the output projection; with only the projection reading it, ONNX
@@ -35,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_ort.core.folder import ALIGNMENT_OUTPUTS, BOUNDED_INPUT, CROSS_ROWS, MHA_HEAD_OUTPUTS
+from whisper_ort.core.folder import ALIGNMENT_OUTPUTS, CROSS_ROWS, MHA_HEAD_OUTPUTS
 
 HEADS = 8
 EXACT_DIMS = 32  # hidden dimensions the approximate logits keep in FP32 (the largest |gamma|)
@@ -84,8 +81,7 @@ def default_alignment_heads(n_layers: int) -> list[tuple[int, int]]:
 def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: int = 512,
                   alignment_heads: list[tuple[int, int]] | None = None):
     """The decoder ModelProto from the weights `w`: inputs inputs_embeds (B, T, 512), position_ids
-    (T,), logit_mask (1 or B, vocab), bounded (a bool scalar: run the bounded head, else its
-    three outputs come back empty), past and cross K/V; outputs the last position's hidden
+    (T,), logit_mask (1 or B, vocab), past and cross K/V; outputs the last position's hidden
     state (B, 512), the tokens that can be its argmax, bounds on its logits (lower, upper:
     B x vocab; see _bounded_head), present self K/V, then (ALIGNMENT_OUTPUTS) the alignment
     heads' cross-attention probabilities `alignment` (B, len(alignment_heads), T, frames)
@@ -98,8 +94,7 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
     kv_shape = ["batch", HEADS, "past", head]
     inputs = [helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch", "tokens", d_model]),
               helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["tokens"]),
-              helper.make_tensor_value_info("logit_mask", TensorProto.FLOAT, ["mask_rows", vocab]),
-              helper.make_tensor_value_info(BOUNDED_INPUT, TensorProto.BOOL, [])]
+              helper.make_tensor_value_info("logit_mask", TensorProto.FLOAT, ["mask_rows", vocab])]
     head_outputs = {"hidden": (TensorProto.FLOAT, ["batch", d_model]), "candidates": (TensorProto.INT64, [2, "candidates"]),
             "lower": (TensorProto.FLOAT, ["batch", vocab]), "upper": (TensorProto.FLOAT, ["batch", vocab])}
     outputs = [helper.make_tensor_value_info(name, *head_outputs[name]) for name in MHA_HEAD_OUTPUTS]
@@ -179,44 +174,20 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
                      name=f"words/head_{layer}_{hd}", axis=1)[0] for layer, hd in alignment_heads]
     g.node("Concat", picked, ["alignment"], name="words/alignment", axis=1)
     g.node("Gather", [h, g.init("last_position", np.array(-1, dtype=np.int64))], ["hidden"], name="head/last", axis=1)
-    g.node("If", [BOUNDED_INPUT], list(MHA_HEAD_OUTPUTS[1:]), name="head/if",
-           then_branch=_bounded_head_branch(w, {name: head_outputs[name] for name in MHA_HEAD_OUTPUTS[1:]}),
-           else_branch=_no_head_branch(vocab, {name: head_outputs[name] for name in MHA_HEAD_OUTPUTS[1:]}))
+    _bounded_head(g, "hidden", w)
     graph = helper.make_graph(g.nodes, "whisper_decoder_mha", inputs, outputs, g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
     helper.set_model_props(model, dict([CROSS_ROWS]))
     return model
 
 
-def _bounded_head_branch(w: dict[str, np.ndarray], outputs: dict):
-    """The If's then-branch: _bounded_head on the outer graph's `hidden` and `logit_mask`,
-    its weights as the branch's own initializers (ONNX Runtime prepacks them there too)."""
-    from onnx import helper
-
-    g = _Graph()
-    names = {name: f"head/out_{name}" for name in outputs}
-    _bounded_head(g, "hidden", w, names=names)
-    return helper.make_graph(g.nodes, "bounded_head", [], [helper.make_tensor_value_info(names[n], *outputs[n]) for n in outputs], g.inits)
-
-
-def _no_head_branch(vocab: int, outputs: dict):
-    """The If's else-branch: no candidates, (0, vocab) bounds."""
-    from onnx import helper, numpy_helper
-
-    empty = {"candidates": np.zeros((2, 0), dtype=np.int64), "lower": np.zeros((0, vocab), dtype=np.float32),
-             "upper": np.zeros((0, vocab), dtype=np.float32)}
-    nodes = [helper.make_node("Constant", [], [f"no_head/{n}"], name=f"no_head/{n}", value=numpy_helper.from_array(empty[n])) for n in outputs]
-    return helper.make_graph(nodes, "no_head", [], [helper.make_tensor_value_info(f"no_head/{n}", *outputs[n]) for n in outputs])
-
-
-def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: int = EXACT_DIMS, names: dict | None = None) -> None:
+def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: int = EXACT_DIMS) -> None:
     """Outputs `lower` and `upper` with lower <= logit <= upper for every token, from a
     quarter of the output projection's bytes, and `candidates` (2, n: row, token): greedy
     decoding only needs the argmax, and only tokens whose upper end reaches their row's
     best lower end can be it (after the input `logit_mask`, 0 or -inf per token); those few
     (1 at the median, at most 30 over the sample files) are then scored exactly from their FP32
     rows (model.BoundedLogits). The FP32 projection is 106 MB read per token, this 31 MB.
-    names: the three outputs' names (candidates, lower, upper), default those.
 
     logit_i = w_i . h splits over two sets of hidden dims:
     - the EXACT_DIMS with the largest final-LayerNorm |gamma| (the outlier dims of h, one
@@ -265,12 +236,11 @@ def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: 
     (lower,) = g.node("Sub", [approx, bound], name="head/approx_lower")
     (upper,) = g.node("Add", [approx, bound], name="head/approx_upper")
     # The logit filters' -inf (suppressed tokens), fed per step as an additive mask.
-    names = names or {n: n for n in ("candidates", "lower", "upper")}
-    (lower,) = g.node("Add", [lower, "logit_mask"], [names["lower"]], name="head/lower")
-    (upper,) = g.node("Add", [upper, "logit_mask"], [names["upper"]], name="head/upper")
-    (best_lower,) = g.node("ReduceMax", [lower, axis], name="head/best_lower", keepdims=1)
-    (reaches,) = g.node("GreaterOrEqual", [upper, best_lower], name="head/reaches")
-    g.node("NonZero", [reaches], [names["candidates"]], name="head/candidates")
+    g.node("Add", [lower, "logit_mask"], ["lower"], name="head/lower")
+    g.node("Add", [upper, "logit_mask"], ["upper"], name="head/upper")
+    (best_lower,) = g.node("ReduceMax", ["lower", axis], name="head/best_lower", keepdims=1)
+    (reaches,) = g.node("GreaterOrEqual", ["upper", best_lower], name="head/reaches")
+    g.node("NonZero", [reaches], ["candidates"], name="head/candidates")
 
 
 def build_logits_head(vocab: int, d_model: int, table_file: str, table_offset: int):

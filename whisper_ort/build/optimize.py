@@ -22,7 +22,6 @@ from pathlib import Path
 from whisper_ort.build.export import _swap_in, check_manifest, write_manifest
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
-    BOUNDED_INPUT,
     CONFIGS,
     CROSS_ROWS,
     DECODER_MHA,
@@ -133,8 +132,8 @@ def _remove_retired(src: Path, log) -> None:
 
 def _is_current_mha(folder: Path) -> bool:
     """A folder built by an older build_mha (no logits_head.onnx, decoder without bounded
-    logits, without the word-timestamp outputs, with cross K/V per row or without the
-    `bounded` switch, encoder with SkipLayerNormalization) is rebuilt, not reused."""
+    logits, without the word-timestamp outputs or with cross K/V per row, encoder with
+    SkipLayerNormalization) is rebuilt, not reused."""
     import onnx
 
     if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD)):
@@ -144,7 +143,6 @@ def _is_current_mha(folder: Path) -> bool:
     encoder = onnx.load(str(folder / ENCODER), load_external_data=False).graph
     return (tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
             and set(ALIGNMENT_OUTPUTS) <= {o.name for o in decoder.output}
-            and BOUNDED_INPUT in {i.name for i in decoder.input}
             and {p.key: p.value for p in decoder_model.metadata_props}.get(CROSS_ROWS[0]) == CROSS_ROWS[1]
             and not any(n.op_type == "SkipLayerNormalization" for n in encoder.node))
 

@@ -7,10 +7,10 @@ the self K/V are reordered each step by the rows the chosen candidates came from
 window whose search is over leaves the batch.
 
 Scoring is transformers' `_beam_search` (generation/utils.py), the reference:
-log_softmax of the full FP32 logits (the mha decoder skips its bounded head: bounded=False),
-then the logit filters (GreedyDecoder's own: they only set -inf, and the timestamp rule
-compares log-probabilities, so logits or log-probs give the same), running scores summed,
-the top 2 * beams candidates of each window; an end of text (or the last position) among the first `beams` of them is a finished hypothesis,
+log_softmax of the full FP32 logits, then the logit filters (GreedyDecoder's own: they only
+set -inf, and the timestamp rule compares log-probabilities, so logits or log-probs give
+the same), running scores summed, the top 2 * beams candidates of each window; an end of
+text (or the last position) among the first `beams` of them is a finished hypothesis,
 scored sum / generated_length ** length_penalty (the end of text counted, the prompt not);
 the best `beams` finished are kept. The search ends when `beams` hypotheses are finished
 and the best running beam, divided by its length ** length_penalty, cannot beat the worst
@@ -145,7 +145,7 @@ class BeamDecoder:
             lang_ids = self.detect_language(encoder_states)
         prompts = np.array([list(prefix or []) + tok.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
         max_new_tokens = min(self.options.max_new_tokens, MAX_POSITIONS - prompts.shape[1])
-        logits, self_kv, cross_kv = sessions.first_step(prompts, encoder_states, bounded=False)
+        logits, self_kv, cross_kv = sessions.first_step(prompts, encoder_states)
         t_first = time.perf_counter() - t0
 
         windows = [_Window(self.beams, self.options.patience) for _ in range(n_windows)]
@@ -179,7 +179,7 @@ class BeamDecoder:
             per_window = self.beams
             self_kv = [a[src] for a in self_kv]
             tokens, scores = next_tokens, next_scores
-            logits, self_kv = sessions.step(next_ids.reshape(-1, 1), self_kv, cross_kv, bounded=False)
+            logits, self_kv = sessions.step(next_ids.reshape(-1, 1), self_kv, cross_kv)
             steps += 1
         t_loop = time.perf_counter() - t1
         t_in_ort = sessions.t_step_run - in_ort0

@@ -8,12 +8,10 @@
   one graph (decoder_mha.onnx) runs the prompt and each later token, returning bounded
   logits (BoundedLogits) instead of the FP32 projection of every token.
 
-Both: `encode(mel) -> states`, `batch_of(states)`, `first_step(ids, states, mask, bounded) ->
-(logits, self_kv, cross_kv)`, `step(ids, self_kv, cross_kv, mask, bounded) -> (logits, self_kv)`.
+Both: `encode(mel) -> states`, `batch_of(states)`, `first_step(ids, states, mask) ->
+(logits, self_kv, cross_kv)`, `step(ids, self_kv, cross_kv, mask) -> (logits, self_kv)`.
 Logits are (rows, vocab) for the last position, or BoundedLogits; `mask` (0 / -inf per
-token, the logit filters') is used by the mha decoder, which needs it to pick candidates;
-`bounded=False` tells the mha decoder to skip its bounded head, for callers that take
-every logit anyway (beam search, sampling, log-probabilities, language scores).
+token, the logit filters') is used by the mha decoder, which needs it to pick candidates.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import onnxruntime as ort
 
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
-    BOUNDED_INPUT,
     CROSS_ROWS,
     DECODER_FIRST,
     DECODER_MHA,
@@ -119,14 +116,14 @@ class ExportSessions(WhisperSessions):
     def batch_of(self, states: np.ndarray) -> int:
         return states.shape[0]
 
-    def first_step(self, input_ids: np.ndarray, states: np.ndarray, mask: np.ndarray | None = None, bounded: bool = True):
+    def first_step(self, input_ids: np.ndarray, states: np.ndarray, mask: np.ndarray | None = None):
         """The prompt: (last-position logits, self K/V, cross K/V). The mask is not used:
         the logit filters run on the full logits."""
         outs = self.decoder_first.run(self._first_outputs, {"input_ids": input_ids, "encoder_hidden_states": states})
         kv = dict(zip(self._kv_names, outs[1:]))
         return outs[0][:, -1, :], [kv[n] for n in self._self_kv], [kv[n] for n in self._cross_kv]
 
-    def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None, bounded: bool = True):
+    def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None):
         """One token per row: (logits, new self K/V)."""
         feeds = {"input_ids": input_ids}
         feeds.update(zip(self._past_self, self_kv))
@@ -151,8 +148,6 @@ class MhaSessions(WhisperSessions):
         self._present = [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
         self.fetch_bounds = False  # also fetch the (B, vocab) lower/upper bounds (tests; not needed to decode)
         self._fetch = {bounds: [*MHA_HEAD_OUTPUTS[: 4 if bounds else 2], *self._present] for bounds in (False, True)}
-        self._fetch_hidden = [MHA_HEAD_OUTPUTS[0], MHA_HEAD_OUTPUTS[1], *self._present]  # the If still returns (2, 0) candidates
-        self._switch = {flag: np.array(flag) for flag in (False, True)}
         self._no_mask = np.zeros((1, self.vocab_size), dtype=np.float32)
         self._projection: ort.InferenceSession | None = None  # the FP32 output projection, loaded when full logits are asked for
         self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
@@ -165,8 +160,6 @@ class MhaSessions(WhisperSessions):
         vocab = {o.name: o for o in outputs}["lower"].shape[-1]
         if vocab != self.vocab_size:
             raise ModelError(f"{self.folder / DECODER_MHA}: {vocab} logits, config.json says {self.vocab_size}")
-        if BOUNDED_INPUT not in {i.name for i in self.decoder.get_inputs()}:
-            raise ModelError(f"{self.folder / DECODER_MHA}: an older graph whose bounded head always runs (rebuild with `whisper-ort optimize --force`)")
         if self.decoder.get_modelmeta().custom_metadata_map.get(CROSS_ROWS[0]) != CROSS_ROWS[1]:
             raise ModelError(f"{self.folder / DECODER_MHA}: an older graph with cross K/V per row (rebuild with `whisper-ort optimize --force`)")
         missing = set(self._past + self._cross) - {i.name for i in self.decoder.get_inputs()}
@@ -190,32 +183,30 @@ class MhaSessions(WhisperSessions):
             self._projection = load_session(self.folder / LOGITS_HEAD, self.config.options("head"))
         return self._projection.run(None, {"hidden": hidden})[0]
 
-    def _run(self, feeds: dict, mask: np.ndarray | None, bounded: bool = True) -> tuple[BoundedLogits, list]:
-        """bounded=False: the head's If skips it (no candidates, so argmax() takes full())."""
+    def _run(self, feeds: dict, mask: np.ndarray | None) -> tuple[BoundedLogits, list]:
         mask = self._no_mask if mask is None else mask
         feeds["logit_mask"] = mask
-        feeds[BOUNDED_INPUT] = self._switch[bounded]
-        fetch = self._fetch[self.fetch_bounds] if bounded else self._fetch_hidden
+        fetch = self._fetch[self.fetch_bounds]
         heads = len(fetch) - len(self._present)
         outs = self._timed_run(self.decoder, fetch, feeds)
         return BoundedLogits(*outs[:2], mask, self, *outs[2:heads]), outs[heads:]
 
-    def first_step(self, input_ids: np.ndarray, states: list[np.ndarray], mask: np.ndarray | None = None, bounded: bool = True):
+    def first_step(self, input_ids: np.ndarray, states: list[np.ndarray], mask: np.ndarray | None = None):
         """The prompt: (bounded logits, self K/V, cross K/V). mask: 0 or -inf per token,
         added to the logits (the logit filters)."""
         cross = list(states)  # K, V of each layer, as the encoder wrote them
         feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(input_ids.shape[1], dtype=np.int64)}
         feeds.update(dict.fromkeys(self._past, self._empty_kv(input_ids.shape[0])))
         feeds.update(zip(self._cross, cross))
-        logits, present = self._run(feeds, mask, bounded)
+        logits, present = self._run(feeds, mask)
         return logits, present, cross
 
-    def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None, bounded: bool = True):
+    def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None):
         """One token per row: (bounded logits, new self K/V)."""
         feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.array([self_kv[0].shape[2]], dtype=np.int64)}
         feeds.update(zip(self._past, self_kv))
         feeds.update(zip(self._cross, cross_kv))
-        return self._run(feeds, mask, bounded)
+        return self._run(feeds, mask)
 
     def check_alignment(self) -> None:
         """An mha folder built before word timestamps decodes as before, but has no alignment output."""
@@ -230,7 +221,7 @@ class MhaSessions(WhisperSessions):
         this pass fetches those outputs; the token steps never do."""
         self.check_alignment()
         feeds = {"inputs_embeds": self._embeddings[sequence], "position_ids": np.arange(sequence.shape[1], dtype=np.int64),
-                 "logit_mask": self._no_mask, BOUNDED_INPUT: self._switch[False]}
+                 "logit_mask": self._no_mask}
         feeds.update(dict.fromkeys(self._past, self._empty_kv(sequence.shape[0])))
         feeds.update(zip(self._cross, cross))
         weights, hidden = self.decoder.run(list(ALIGNMENT_OUTPUTS), feeds)
@@ -279,7 +270,7 @@ class BoundedLogits:
         self.n_candidates = []
         for row in range(batch):
             candidates = tokens[rows == row]
-            if len(candidates) == 0:  # NaN in the head, or no head ran (bounded=False): the long way
+            if len(candidates) == 0:  # NaN in the head: take the long way
                 out[row] = int(np.argmax(self.full()[row]))
             elif len(candidates) == 1:
                 out[row] = candidates[0]

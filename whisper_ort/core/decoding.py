@@ -261,7 +261,7 @@ class GreedyDecoder:
     def _sot_logits(self, encoder_states) -> np.ndarray:
         """Every logit at <|startoftranscript|> alone: language detection and no-speech."""
         sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
-        logits, _, _ = self.sessions.first_step(sot, encoder_states, bounded=False)
+        logits, _, _ = self.sessions.first_step(sot, encoder_states)
         return logits.full() if isinstance(logits, BoundedLogits) else logits
 
     def detect_language(self, encoder_states: np.ndarray) -> list[int]:
@@ -273,7 +273,7 @@ class GreedyDecoder:
         tokens at <|startoftranscript|> (openai/whisper's detect_language), code -> probability."""
         if sot_logits is None:
             sot = np.full((self.sessions.batch_of(encoder_states), 1), self.tokenizer.ids.sot, dtype=np.int64)
-            logits, _, _ = self.sessions.first_step(sot, encoder_states, bounded=False)
+            logits, _, _ = self.sessions.first_step(sot, encoder_states)
             scores = logits.columns(self.lang_ids) if isinstance(logits, BoundedLogits) else logits[:, self.lang_ids]
         else:
             scores = sot_logits[:, self.lang_ids]
@@ -303,8 +303,7 @@ class GreedyDecoder:
         sampling = temperature > 0
         full_logits = self.full_logits or sampling or with_logprobs
         first_mask, later_mask = (None, None) if full_logits else self.masks
-        # Every logit wanted (sampling, log-probabilities): the mha decoder skips its bounded head.
-        logits, self_kv, cross_kv = self.sessions.first_step(prompts, encoder_states, mask=first_mask, bounded=not full_logits)
+        logits, self_kv, cross_kv = self.sessions.first_step(prompts, encoder_states, mask=first_mask)
         t_first = time.perf_counter() - t0
 
         eot = self.tokenizer.ids.eot
@@ -359,7 +358,7 @@ class GreedyDecoder:
                 cross_owned = True
                 next_ids = next_ids[idx]
                 active = active[idx]
-            logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv, mask=later_mask, bounded=not full_logits)
+            logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv, mask=later_mask)
             steps += 1
         t_loop = time.perf_counter() - t1
         t_in_ort = self.sessions.t_step_run - in_ort0

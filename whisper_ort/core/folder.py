@@ -23,7 +23,6 @@ DECODER_MHA = "decoder_mha.onnx"  # our decoder graph; the mha encoder then outp
 LOGITS_HEAD = "logits_head.onnx"  # its FP32 output projection alone, over embed_tokens.npy (timestamps, --full-logits)
 EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, read row by row
 MHA_HEAD_OUTPUTS = ("hidden", "candidates", "lower", "upper")  # the mha decoder's bounded logits
-BOUNDED_INPUT = "bounded"  # the mha decoder's bool input: run the bounded head (else its outputs are empty)
 # The mha decoder's outputs for word timestamps, fetched only by the one pass per window over
 # its whole sequence: the alignment heads' cross-attention (B, heads, T, frames) and every
 # position's final hidden state (B, T, d_model), for the tokens' probabilities.

@@ -26,7 +26,7 @@ LEVERS = [
     ("baseline", "export as-is: 3 sessions, a thread pool each (the default), prepacking, arena", ["--variant", "export"]),
     ("shared_pool", "one thread pool for all sessions (ONNX Runtime's global pool)", ["--variant", "export", "--shared-pool"]),
     ("no_spin", "threads sleeping between ops", ["--variant", "export", "--no-spinning"]),
-    ("mha", "fused encoder (LayerNorms as plain ops) + cross K/V projection, our decoder graph (MultiHeadAttention, embeddings outside, bounded logits + exact argmax behind one If)", ["--variant", "mha"]),
+    ("mha", "fused encoder (LayerNorms as plain ops) + cross K/V projection, our decoder graph (MultiHeadAttention, no If, embeddings outside, bounded logits + exact argmax)", ["--variant", "mha"]),
     ("mha_shared_pool", "mha with one thread pool for all sessions", ["--variant", "mha", "--shared-pool"]),
     ("mha_full_logits", "mha with every FP32 logit each step (its exact argmax from int8 bounded logits off)", ["--variant", "mha", "--full-logits"]),
     ("mha_no_arena", "mha without the CPU memory arena", ["--variant", "mha", "--no-arena"]),

@@ -72,7 +72,6 @@ def _ort_runner(graph: Path, options, feeds: dict, output: str, device=None):
 def stage_feeds(transcriber, path: Path) -> dict:
     """{stage: (graph, role, feeds, output to compare)} from one real file."""
     from whisper_ort.core.decoders import MhaSessions
-    from whisper_ort.core.folder import BOUNDED_INPUT
     from whisper_ort.measure.speculation import mha_step_feeds, past_at_half
 
     sessions = transcriber.sessions
@@ -80,8 +79,7 @@ def stage_feeds(transcriber, path: Path) -> dict:
         raise SystemExit(f"{sessions.folder}: the stages are timed on the mha folder (whisper-ort optimize builds it)")
     mel, seq, self_kv, cross_kv = past_at_half(transcriber, path)
     token = np.array([[seq["tokens"][len(seq["tokens"]) // 2]]], dtype=np.int64)
-    step = {**mha_step_feeds(sessions, token, self_kv, cross_kv), "logit_mask": np.zeros((1, sessions.vocab_size), dtype=np.float32),
-            BOUNDED_INPUT: np.array(True)}
+    step = {**mha_step_feeds(sessions, token, self_kv, cross_kv), "logit_mask": np.zeros((1, sessions.vocab_size), dtype=np.float32)}
     folder = sessions.folder
     return {"encoder": (folder / "encoder_model.onnx", "encoder", {"input_features": mel}, "cross.5.value"),
             "decoder_step": (folder / "decoder_mha.onnx", "decoder", step, "hidden")}
