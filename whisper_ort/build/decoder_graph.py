@@ -194,7 +194,7 @@ def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: 
       holds half its energy): FP32 weights, FP32 product;
     - the rest: weights as int8 per row, w = s_i q_i + r_i, and h quantized by
       DynamicQuantizeLinear, h = s_h (hq - zp) + e. Then w . h = s_i s_h q_i . (hq - zp)
-      [MatMulInteger, exact in int32] + s_i q_i . e + r_i . h, and by Cauchy-Schwarz the
+      [MatMulInteger on uint8 rows, exact in int32] + s_i q_i . e + r_i . h, and by Cauchy-Schwarz the
       last two are at most s_i |q_i| |e| + |r_i| |h_rest|; e is computed from what the
       quantizer produced, so the bound holds whatever its rounding.
     Plus 1e-4 |w_i| |h| for float32 rounding, in this head and in any FP32 dot product
@@ -212,7 +212,12 @@ def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: 
     (h_rest,) = g.node("Gather", [hidden, g.init("head.rest_dims", rest.astype(np.int64))], name="head/rest_dims", axis=1)
     (part_exact,) = g.node("MatMul", [h_exact, g.init("head.exact_weight_t", table[:, exact].T)], name="head/exact")
     hq, hq_scale, hq_zp = g.node("DynamicQuantizeLinear", [h_rest], 3, name="head/quantize_h")
-    (acc,) = g.node("MatMulInteger", [hq, g.init("head.rest_weight_q_t", np.ascontiguousarray(q.T).astype(np.int8)), hq_zp], name="head/int8")
+    # The rows as uint8 (q + 128, zero point 128), not int8: MLAS's u8 x s8 kernel on AVX2
+    # (vpmaddubsw) saturates pairs of products at 16 bits (sums off by 1e5 measured on an
+    # AVX2-only EPYC), while u8 x u8 widens first: exact in int32 on every CPU.
+    rows_u8 = (np.ascontiguousarray(q.T) + 128).astype(np.uint8)
+    (acc,) = g.node("MatMulInteger", [hq, g.init("head.rest_weight_u8_t", rows_u8), hq_zp, g.init("head.rest_zero_point", np.array(128, dtype=np.uint8))],
+                    name="head/int8")
     (acc,) = g.node("Cast", [acc], name="head/acc_float", to=1)
     (col_scale,) = g.node("Mul", [g.init("head.row_scale", scale), hq_scale], name="head/scale")
     (part_rest,) = g.node("Mul", [acc, col_scale], name="head/rest")

@@ -132,8 +132,8 @@ def _remove_retired(src: Path, log) -> None:
 
 def _is_current_mha(folder: Path) -> bool:
     """A folder built by an older build_mha (no logits_head.onnx, decoder without bounded
-    logits, without the word-timestamp outputs or with cross K/V per row, encoder with
-    SkipLayerNormalization) is rebuilt, not reused."""
+    logits, without the word-timestamp outputs, with cross K/V per row or int8 head rows,
+    encoder with SkipLayerNormalization) is rebuilt, not reused."""
     import onnx
 
     if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD)):
@@ -144,6 +144,7 @@ def _is_current_mha(folder: Path) -> bool:
     return (tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
             and set(ALIGNMENT_OUTPUTS) <= {o.name for o in decoder.output}
             and {p.key: p.value for p in decoder_model.metadata_props}.get(CROSS_ROWS[0]) == CROSS_ROWS[1]
+            and any(n.name == "head/int8" and len(n.input) == 4 for n in decoder.node)  # uint8 rows: exact on AVX2
             and not any(n.op_type == "SkipLayerNormalization" for n in encoder.node))
 
 
