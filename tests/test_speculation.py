@@ -4,6 +4,7 @@ verifying decoder would do, and the decoder graph does verify several positions 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from whisper_ort.core.audio import load_audio
 from whisper_ort.core.features import log_mel_batch
@@ -42,6 +43,7 @@ def test_one_forward_over_two_positions_equals_two_steps(transcriber, audio_dir)
     one_by_one, _ = sessions.step(b, kv_a, cross_kv)
     together, kv_ab = _step_many(sessions, np.concatenate([a, b], axis=1), self_kv, cross_kv)
     full = [x.full() if hasattr(x, "full") else x for x in (one_by_one, together)]
+    full[1] = full[1][-1:]  # the mha decoder scores both positions: the last one's row
     assert full[0].shape == full[1].shape
     assert int(np.argmax(full[0])) == int(np.argmax(full[1]))
     np.testing.assert_allclose(full[0], full[1], atol=2e-3)
@@ -66,3 +68,98 @@ def test_layer_skip_draft_with_every_layer_is_greedy(transcriber, hf_reference, 
     assert shallow["accepted"] < shallow["drafted"]
     assert len(model.model.decoder.layers) == 6
     assert draft_fraction(1) < draft_fraction(3) < draft_fraction(6) == 1.0
+
+
+# ---------------------------------------------------------------- the speculative decoder
+
+DEV_SHORT = ["jfk.flac", "libri_198-209-0000.ogg", "libri_3436-172162-0000.ogg", "libri_5703-47212-0000.ogg",
+             "lj_LJ001-0001.wav", "lj_LJ001-0002.wav", "lj_LJ001-0003.wav", "lj_LJ001-0004.wav"]
+
+
+def test_quantized_blocks_round_trip():
+    """MatMulNBits' packing: the weight the draft computes with is within half a step of
+    the FP32 one, per column and block of 32, in 8 and in 4 bits."""
+    from whisper_ort.build.draft_graph import dequantize_blocks, quantize_blocks
+
+    w = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    w[:32, 1] = 0.0  # an all-zero block keeps a usable scale
+    for bits in (8, 4):
+        packed, scale = quantize_blocks(w, bits)
+        assert packed.shape == (5, 2, 32 * bits // 8) and packed.dtype == np.uint8 and scale.shape == (10,)
+        back = dequantize_blocks(packed, scale, 64, bits)
+        step = np.repeat(scale.reshape(5, 2), 32, axis=1).T
+        assert np.all(np.abs(back - w) <= step / 2 + 1e-7)
+        assert np.all(back[:32, 1] == 0.0)
+
+
+def test_draft_graph_computes_with_the_packed_weights(transcriber):
+    """ONNX Runtime's MatMulNBits reads the packing as dequantize_blocks does."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from whisper_ort.build.decoder_graph import _Graph
+    from whisper_ort.build.draft_graph import _matmul_nbits, dequantize_blocks, quantize_blocks
+
+    w = np.random.default_rng(1).normal(size=(64, 48)).astype(np.float32)
+    x = np.random.default_rng(2).normal(size=(3, 64)).astype(np.float32)
+    for bits in (8, 4):
+        g = _Graph()
+        out = _matmul_nbits(g, "x", w, "mm", bits)
+        graph = helper.make_graph(g.nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 64])],
+                                  [helper.make_tensor_value_info(out, TensorProto.FLOAT, [3, 48])], g.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
+        y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        expected = x @ dequantize_blocks(*quantize_blocks(w, bits), 64, bits)
+        np.testing.assert_allclose(y, expected, rtol=0, atol=0.05 * np.abs(expected).max())  # accuracy_level 4 quantizes x too
+
+
+def test_verify_scores_every_position_as_steps_do(transcriber, audio_dir):
+    """MhaSessions.verify over [a, b, c] gives, at each position, the argmax one token step
+    at a time gives, and the K/V of all three."""
+    sessions = transcriber.sessions
+    states = sessions.encode(log_mel_batch([load_audio(audio_dir / "jfk.flac")]))
+    prompt = np.array([transcriber.tokenizer.prompt(transcriber.tokenizer.language_id("en"), "transcribe", False)], dtype=np.int64)
+    _, self_kv, cross_kv = sessions.first_step(prompt, states)
+    ids = [400, 370, 452]  # " And", " so", " my"
+    stepped, kv = [], self_kv
+    for t in ids:
+        logits, kv = sessions.step(np.array([[t]], dtype=np.int64), kv, cross_kv)
+        stepped.append(int(logits.argmax()[0]))
+    logits, present = sessions.verify(np.array([ids], dtype=np.int64), self_kv, cross_kv)
+    assert logits.argmax().tolist() == stepped == [370, 452, 7177]  # " so my fellow"
+    assert present[0].shape[2] == self_kv[0].shape[2] + 3
+    np.testing.assert_allclose(present[0], kv[0], atol=1e-4)
+
+
+def test_speculative_decoding_gives_greedy_tokens_on_every_dev_file(transcriber, audio_dir):
+    """The tokens of speculative decoding are plain greedy's on every dev short file, with
+    fewer FP32 forwards than tokens (the draft is right most of the time)."""
+    from whisper_ort import DecodingOptions
+
+    for name in DEV_SHORT:
+        plain = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=0))
+        fast = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=4))
+        assert fast.tokens == plain.tokens, name
+        assert fast.text == plain.text
+    states = transcriber.sessions.encode(log_mel_batch([load_audio(audio_dir / "jfk.flac")]))
+    (result,) = transcriber.decoder(DecodingOptions(draft_tokens=4)).decode(states)
+    spec = result.speculation
+    assert spec is not None and spec.forwards == result.n_steps
+    # each forward gives its kept guesses and its own token (+ end of text, - the prompt
+    # step's token); the last forward's own token goes unused when a kept guess ends the text
+    assert len(result.tokens) <= spec.accepted + spec.forwards <= len(result.tokens) + 1
+    assert spec.forwards < len(result.tokens) / 2
+
+
+def test_speculation_stops_where_greedy_does(transcriber, audio_dir):
+    """max_new_tokens and the repetition cut end speculative decoding on the same token."""
+    from whisper_ort import DecodingOptions
+
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="draft_tokens"):
+            transcriber.decoder(DecodingOptions(draft_tokens=bad))
+    for changes in ({"max_new_tokens": 5}, {"max_new_tokens": 6}, {"max_repeats": 1}, {"max_repeats": 2}):
+        plain = transcriber.transcribe(audio_dir / "jfk.flac", DecodingOptions(**changes))
+        fast = transcriber.transcribe(audio_dir / "jfk.flac", DecodingOptions(draft_tokens=4, **changes))
+        assert fast.tokens == plain.tokens and fast.flags == plain.flags, changes
+        assert ("max_new_tokens" in plain.flags) == ("max_new_tokens" in changes)

@@ -52,6 +52,9 @@ def _runtime_args(p) -> None:
     p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help=argparse.SUPPRESS)  # the default; kept for older command lines
     p.add_argument("--shared-arena", action="store_true", help="one memory arena for all sessions (with the shared pool; measured slower per token)")
     p.add_argument("--full-logits", action="store_true", help="compute every FP32 logit each step (mha variant: not only the bounded ones that can be the argmax)")
+    p.add_argument("--draft-tokens", type=int, default=4, metavar="K",
+                   help="speculative greedy decoding (mha variant, one window at a time): tokens the 4-bit draft guesses per FP32 forward; "
+                        "the tokens stay greedy's; 0 turns it off (default: 4)")
 
 
 def _decoding_args(p, language: str | None) -> None:
@@ -278,7 +281,7 @@ def decoding_options(args, **changes):
     from whisper_ort.core.decoding import DecodingOptions
 
     fields = {"language": None if args.language in (None, "auto", "None") else args.language, "task": args.task, "timestamps": args.timestamps,
-              "max_new_tokens": args.max_new_tokens, "full_logits": args.full_logits, "chunking": args.chunking, "batch_size": args.batch_size,
+              "max_new_tokens": args.max_new_tokens, "full_logits": args.full_logits, "draft_tokens": args.draft_tokens, "chunking": args.chunking, "batch_size": args.batch_size,
               "condition_on_previous_text": args.condition_on_previous_text, "initial_prompt": args.initial_prompt}
     # straight into DecodingOptions (beam search and word timing are their own modules')
     for name in ("seed", "best_of", "beam_size", "patience", "length_penalty", "suppress_tokens", "suppress_blank", "compression_ratio_threshold",

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_ort.core.folder import ALIGNMENT_OUTPUTS, CROSS_ROWS, MHA_HEAD_OUTPUTS
+from whisper_ort.core.folder import ALIGNMENT_OUTPUTS, CROSS_ROWS, HEAD_POSITIONS, MHA_HEAD_OUTPUTS
 
 HEADS = 8
 EXACT_DIMS = 32  # hidden dimensions the approximate logits keep in FP32 (the largest |gamma|)
@@ -81,9 +81,10 @@ def default_alignment_heads(n_layers: int) -> list[tuple[int, int]]:
 def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: int = 512,
                   alignment_heads: list[tuple[int, int]] | None = None):
     """The decoder ModelProto from the weights `w`: inputs inputs_embeds (B, T, 512), position_ids
-    (T,), logit_mask (1 or B, vocab), past and cross K/V; outputs the last position's hidden
-    state (B, 512), the tokens that can be its argmax, bounds on its logits (lower, upper:
-    B x vocab; see _bounded_head), present self K/V, then (ALIGNMENT_OUTPUTS) the alignment
+    (T,), logit_mask (1 or B x n, vocab), head_positions (n,: which of the T positions the
+    head scores, [-1] for a token step), past and cross K/V; outputs those positions' hidden
+    states (B x n, 512, row b * n + j), the tokens that can be their argmax, bounds on their
+    logits (lower, upper: B x n, vocab; see _bounded_head), present self K/V, then (ALIGNMENT_OUTPUTS) the alignment
     heads' cross-attention probabilities `alignment` (B, len(alignment_heads), T, frames)
     and every position's final hidden state `hidden_states` (B, T, 512): word timestamps
     fetch those two once per window; the token steps do not ask for them."""
@@ -94,9 +95,10 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
     kv_shape = ["batch", HEADS, "past", head]
     inputs = [helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch", "tokens", d_model]),
               helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["tokens"]),
-              helper.make_tensor_value_info("logit_mask", TensorProto.FLOAT, ["mask_rows", vocab])]
-    head_outputs = {"hidden": (TensorProto.FLOAT, ["batch", d_model]), "candidates": (TensorProto.INT64, [2, "candidates"]),
-            "lower": (TensorProto.FLOAT, ["batch", vocab]), "upper": (TensorProto.FLOAT, ["batch", vocab])}
+              helper.make_tensor_value_info("logit_mask", TensorProto.FLOAT, ["mask_rows", vocab]),
+              helper.make_tensor_value_info(HEAD_POSITIONS, TensorProto.INT64, ["scored"])]
+    head_outputs = {"hidden": (TensorProto.FLOAT, ["rows", d_model]), "candidates": (TensorProto.INT64, [2, "candidates"]),
+            "lower": (TensorProto.FLOAT, ["rows", vocab]), "upper": (TensorProto.FLOAT, ["rows", vocab])}
     outputs = [helper.make_tensor_value_info(name, *head_outputs[name]) for name in MHA_HEAD_OUTPUTS]
     for i in range(n_layers):
         for kv in ("key", "value"):
@@ -173,7 +175,10 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
     picked = [g.node("Gather", [probs[layer], g.init(f"words.head_{layer}_{hd}", np.array([hd], dtype=np.int64))],
                      name=f"words/head_{layer}_{hd}", axis=1)[0] for layer, hd in alignment_heads]
     g.node("Concat", picked, ["alignment"], name="words/alignment", axis=1)
-    g.node("Gather", [h, g.init("last_position", np.array(-1, dtype=np.int64))], ["hidden"], name="head/last", axis=1)
+    # The positions the head scores: [-1] for a token step; speculative decoding's check
+    # (core/speculative.py) scores each of its k + 1 positions, rows b * n + j.
+    (picked_rows,) = g.node("Gather", [h, "head_positions"], name="head/positions", axis=1)
+    g.node("Reshape", [picked_rows, g.init("head.rows_shape", np.array([-1, d_model], dtype=np.int64))], ["hidden"], name="head/rows")
     _bounded_head(g, "hidden", w)
     graph = helper.make_graph(g.nodes, "whisper_decoder_mha", inputs, outputs, g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])

@@ -19,14 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from whisper_ort.build.draft_graph import DRAFT_BITS
 from whisper_ort.build.export import _swap_in, check_manifest, write_manifest
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
     CONFIGS,
     CROSS_ROWS,
+    DECODER_DRAFT,
     DECODER_MHA,
     EMBEDDINGS,
     ENCODER,
+    HEAD_POSITIONS,
     LOGITS_HEAD,
     MHA_HEAD_OUTPUTS,
     variant_dir,
@@ -87,6 +90,7 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
     import onnx
 
     from whisper_ort.build.decoder_graph import build_logits_head, build_mha_graphs
+    from whisper_ort.build.draft_graph import build_draft
     from whisper_ort.build.export import HF_FOLDER_SUFFIX
     from whisper_ort.core.decoders import EmbeddingRows
 
@@ -109,7 +113,9 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
         encoder, decoder, embeddings = build_mha_graphs(fused, hf_dir, json.loads((src / "config.json").read_text()), heads)
         decompose_skip_layer_norms(encoder)
         _save_external(encoder, build / ENCODER)
+        draft = build_draft(decoder, embeddings)  # before the save, which moves the weights out of `decoder`
         _save_external(decoder, build / DECODER_MHA)
+        _save_external(draft, build / DECODER_DRAFT)
         np.save(build / EMBEDDINGS, embeddings)
         head = build_logits_head(*embeddings.shape, EMBEDDINGS, EmbeddingRows(build / EMBEDDINGS).data_offset)
         onnx.save_model(head, str(build / LOGITS_HEAD))
@@ -131,20 +137,25 @@ def _remove_retired(src: Path, log) -> None:
 
 
 def _is_current_mha(folder: Path) -> bool:
-    """A folder built by an older build_mha (no logits_head.onnx, decoder without bounded
-    logits, without the word-timestamp outputs, with cross K/V per row or int8 head rows,
-    encoder with SkipLayerNormalization) is rebuilt, not reused."""
+    """A folder built by an older build_mha (no logits_head.onnx or draft, decoder without
+    bounded logits, without the word-timestamp outputs, with cross K/V per row, a head of
+    the last position only or int8 head rows, encoder with SkipLayerNormalization) is
+    rebuilt, not reused."""
     import onnx
 
-    if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD)):
+    if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD, DECODER_DRAFT)):
         return False
     decoder_model = onnx.load(str(folder / DECODER_MHA), load_external_data=False)
     decoder = decoder_model.graph
+    draft = onnx.load(str(folder / DECODER_DRAFT), load_external_data=False)
+    if {p.key: p.value for p in draft.metadata_props}.get("draft_bits") != str(DRAFT_BITS):
+        return False
     encoder = onnx.load(str(folder / ENCODER), load_external_data=False).graph
     return (tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
             and set(ALIGNMENT_OUTPUTS) <= {o.name for o in decoder.output}
-            and {p.key: p.value for p in decoder_model.metadata_props}.get(CROSS_ROWS[0]) == CROSS_ROWS[1]
+            and HEAD_POSITIONS in {i.name for i in decoder.input}
             and any(n.name == "head/int8" and len(n.input) == 4 for n in decoder.node)  # uint8 rows: exact on AVX2
+            and {p.key: p.value for p in decoder_model.metadata_props}.get(CROSS_ROWS[0]) == CROSS_ROWS[1]
             and not any(n.op_type == "SkipLayerNormalization" for n in encoder.node))
 
 

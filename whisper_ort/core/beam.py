@@ -124,10 +124,12 @@ class BeamDecoder:
         return self.greedy.detect_language(encoder_states)
 
     def decode(self, encoder_states, prefix: list[int] | None = None, temperature: float = 0.0,
-               rng: np.random.Generator | None = None, with_no_speech: bool = False, with_logprobs: bool = False) -> list[DecodeResult]:
+               rng: np.random.Generator | None = None, with_no_speech: bool = False, with_logprobs: bool = False,
+               n_samples: list[int] | None = None) -> list[DecodeResult]:
         """One DecodeResult per window: the best finished hypothesis (sum_logprob and
         avg_logprob always set). Above temperature 0 it samples as GreedyDecoder does
-        (openai/whisper searches beams only at temperature 0)."""
+        (openai/whisper searches beams only at temperature 0). n_samples: not used (greedy's
+        speculative draft's)."""
         if temperature > 0:
             return self.greedy.decode(encoder_states, prefix, temperature, rng, with_no_speech, with_logprobs)
         tok, sessions = self.tokenizer, self.sessions

@@ -26,11 +26,13 @@ import onnxruntime as ort
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
     CROSS_ROWS,
+    DECODER_DRAFT,
     DECODER_FIRST,
     DECODER_MHA,
     DECODER_WITH_PAST,
     EMBEDDINGS,
     ENCODER,
+    HEAD_POSITIONS,
     LOGITS_HEAD,
     MHA_HEAD_OUTPUTS,
     REQUIRED,
@@ -39,6 +41,8 @@ from whisper_ort.core.folder import (
     variant_of,
 )
 from whisper_ort.core.session import SessionConfig, load_session, load_sessions
+
+DRAFT_OUTPUT = "token"  # the draft graph's argmax (build/draft_graph.py)
 
 
 class WhisperSessions:
@@ -149,8 +153,10 @@ class MhaSessions(WhisperSessions):
         self.fetch_bounds = False  # also fetch the (B, vocab) lower/upper bounds (tests; not needed to decode)
         self._fetch = {bounds: [*MHA_HEAD_OUTPUTS[: 4 if bounds else 2], *self._present] for bounds in (False, True)}
         self._no_mask = np.zeros((1, self.vocab_size), dtype=np.float32)
+        self._last = np.array([-1], dtype=np.int64)  # head_positions of a token step
         self._projection: ort.InferenceSession | None = None  # the FP32 output projection, loaded when full logits are asked for
         self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
+        self._draft: ort.InferenceSession | None = None  # speculative decoding's, loaded when it first runs
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -160,6 +166,8 @@ class MhaSessions(WhisperSessions):
         vocab = {o.name: o for o in outputs}["lower"].shape[-1]
         if vocab != self.vocab_size:
             raise ModelError(f"{self.folder / DECODER_MHA}: {vocab} logits, config.json says {self.vocab_size}")
+        if HEAD_POSITIONS not in {i.name for i in self.decoder.get_inputs()}:
+            raise ModelError(f"{self.folder / DECODER_MHA}: an older graph whose head scores the last position only (rebuild with `whisper-ort optimize`)")
         if self.decoder.get_modelmeta().custom_metadata_map.get(CROSS_ROWS[0]) != CROSS_ROWS[1]:
             raise ModelError(f"{self.folder / DECODER_MHA}: an older graph with cross K/V per row (rebuild with `whisper-ort optimize --force`)")
         missing = set(self._past + self._cross) - {i.name for i in self.decoder.get_inputs()}
@@ -183,9 +191,10 @@ class MhaSessions(WhisperSessions):
             self._projection = load_session(self.folder / LOGITS_HEAD, self.config.options("head"))
         return self._projection.run(None, {"hidden": hidden})[0]
 
-    def _run(self, feeds: dict, mask: np.ndarray | None) -> tuple[BoundedLogits, list]:
+    def _run(self, feeds: dict, mask: np.ndarray | None, positions: np.ndarray | None = None) -> tuple[BoundedLogits, list]:
         mask = self._no_mask if mask is None else mask
         feeds["logit_mask"] = mask
+        feeds[HEAD_POSITIONS] = self._last if positions is None else positions
         fetch = self._fetch[self.fetch_bounds]
         heads = len(fetch) - len(self._present)
         outs = self._timed_run(self.decoder, fetch, feeds)
@@ -208,6 +217,35 @@ class MhaSessions(WhisperSessions):
         feeds.update(zip(self._cross, cross_kv))
         return self._run(feeds, mask)
 
+    def verify(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None):
+        """n tokens per row (B, n) after the cached ones, every position scored: (bounded
+        logits of B x n rows, row b * n + j after token j of row b; new self K/V with all n
+        appended). Speculative decoding's check of a draft (core/speculative.py)."""
+        n = input_ids.shape[1]
+        past = self_kv[0].shape[2]
+        feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(past, past + n, dtype=np.int64)}
+        feeds.update(zip(self._past, self_kv))
+        feeds.update(zip(self._cross, cross_kv))
+        return self._run(feeds, mask, np.arange(n, dtype=np.int64))
+
+    @property
+    def draft(self) -> ort.InferenceSession:
+        """The draft decoder (decoder_draft.onnx, 4-bit weights), loaded on first use."""
+        if self._draft is None:
+            self._draft = load_session(self.folder / DECODER_DRAFT, self.config.options("decoder"))
+            self._draft_fetch = [DRAFT_OUTPUT, *self._present]
+        return self._draft
+
+    def draft_step(self, token: int, self_kv: list, cross_kv: list, mask: np.ndarray) -> tuple[int, list]:
+        """The draft's guess after `token` (one row): (next token, its K/V with token's appended)."""
+        session = self.draft
+        feeds = {"inputs_embeds": self._embeddings[np.array([[token]], dtype=np.int64)],
+                 "position_ids": np.array([self_kv[0].shape[2]], dtype=np.int64), "logit_mask": mask}
+        feeds.update(zip(self._past, self_kv))
+        feeds.update(zip(self._cross, cross_kv))
+        outs = self._timed_run(session, self._draft_fetch, feeds)
+        return int(outs[0][0, 0]), outs[1:]
+
     def check_alignment(self) -> None:
         """An mha folder built before word timestamps decodes as before, but has no alignment output."""
         if not set(ALIGNMENT_OUTPUTS) <= {o.name for o in self.decoder.get_outputs()}:
@@ -221,7 +259,7 @@ class MhaSessions(WhisperSessions):
         this pass fetches those outputs; the token steps never do."""
         self.check_alignment()
         feeds = {"inputs_embeds": self._embeddings[sequence], "position_ids": np.arange(sequence.shape[1], dtype=np.int64),
-                 "logit_mask": self._no_mask}
+                 "logit_mask": self._no_mask, HEAD_POSITIONS: self._last}
         feeds.update(dict.fromkeys(self._past, self._empty_kv(sequence.shape[0])))
         feeds.update(zip(self._cross, cross))
         weights, hidden = self.decoder.run(list(ALIGNMENT_OUTPUTS), feeds)

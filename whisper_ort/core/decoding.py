@@ -84,6 +84,9 @@ class DecodingOptions:
     seed: int = 0  # of the sampling at temperatures above 0
     # Sampling at a temperature above 0: the best of this many samples (openai/whisper's best_of).
     best_of: int | None = None
+    # Speculative greedy decoding (core/speculative.py): tokens the 4-bit draft guesses per
+    # FP32 forward (4: the fastest measured); 0 turns it off. Greedy's tokens either way.
+    draft_tokens: int = 4
     # Beam search (core/beam.py) when beam_size is set: transformers' `generate(num_beams=...)`.
     # patience: openai/whisper's (beam_size * patience finished hypotheses end the search);
     # length_penalty: None = the sum of log-probabilities divided by the length.
@@ -118,6 +121,7 @@ class DecodeResult:
     word_runs: list[list[tuple[str, float, float, float]]] | None = None
     language_probs: dict[str, float] | None = None  # language detected: softmax over the language tokens
     temperature: float = 0.0  # of the sampling; 0: greedy
+    speculation: object | None = None  # core/speculative.Speculation when the draft ran
 
 
 # ---------------------------------------------------------------- logit filters
@@ -213,7 +217,7 @@ def repeated_tail(seq: list[int], max_repeats: int, max_n: int = 8) -> int:
     """Length of the looping tail to cut when an n-gram repeats max_repeats times at the end (0: none)."""
     for n in range(1, max_n + 1):
         span = n * max_repeats
-        if len(seq) < span:
+        if len(seq) < max(span, n + 1):  # max_repeats=1: one copy is no repeat
             break
         if seq[-1] != seq[-1 - n]:  # runs every token: reject the common case first
             continue
@@ -231,6 +235,9 @@ class GreedyDecoder:
 
     def __init__(self, sessions: WhisperSessions, tokenizer: WhisperTokenizer, options: DecodingOptions):
         gen = sessions.configs["generation_config.json"]
+        k = options.draft_tokens
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"draft_tokens must be a whole number >= 0 (0: no speculative decoding), not {k!r}")
         self.sessions = sessions
         self.tokenizer = tokenizer
         self.options = options
@@ -250,6 +257,11 @@ class GreedyDecoder:
         # mha decoder takes them as a mask and returns the few tokens that can be the argmax.
         self.full_logits = options.full_logits or any(isinstance(f, TimestampRules) for f in self.filters)
         self.masks = None if self.full_logits else (self._mask([]), self._mask([tokenizer.ids.eot]))
+
+    def _speculates(self, batch: int, full_logits: bool) -> bool:
+        """Speculative decoding where it is exact and applies: greedy on the bounded head,
+        one row, a decoder with a draft and a check of several positions."""
+        return bool(self.options.draft_tokens) and batch == 1 and not full_logits and hasattr(self.sessions, "draft_step")
 
     def _mask(self, tokens: list[int]) -> np.ndarray:
         """The filters' -inf for a row that has produced `tokens` so far, as (1, vocab) 0 / -inf."""
@@ -282,11 +294,14 @@ class GreedyDecoder:
         return [int(self.lang_ids[i]) for i in np.argmax(scores, axis=-1)], [dict(zip(codes, map(float, row))) for row in probs]
 
     def decode(self, encoder_states: np.ndarray, prefix: list[int] | None = None, temperature: float = 0.0,
-               rng: np.random.Generator | None = None, with_no_speech: bool = False, with_logprobs: bool = False) -> list[DecodeResult]:
+               rng: np.random.Generator | None = None, with_no_speech: bool = False, with_logprobs: bool = False,
+               n_samples: list[int] | None = None) -> list[DecodeResult]:
         """Decode a batch of windows. prefix: tokens before the prompt, the same for every row
         (<|startofprev|> and earlier text); temperature > 0 samples instead of taking the
         argmax; with_no_speech: each row's no-speech probability (one more prompt step);
-        with_logprobs: the chosen tokens' log-probabilities (every logit each step)."""
+        with_logprobs: the chosen tokens' log-probabilities (every logit each step);
+        n_samples: each window's audio before its padding, for the speculative draft, which
+        reads the cross K/V of those frames only (the tokens do not depend on it)."""
         batch = self.sessions.batch_of(encoder_states)
         t0 = time.perf_counter()
         no_speech = None
@@ -315,7 +330,14 @@ class GreedyDecoder:
         steps = 0
         in_ort0 = self.sessions.t_step_run
         t1 = time.perf_counter()
-        while True:
+        speculating = self._speculates(batch, full_logits)
+        if speculating:  # greedy's tokens, several a forward (core/speculative.py)
+            from whisper_ort.core.speculative import draft_cross, speculative_greedy  # it imports this module
+            tokens[0], flags[0], speculation = speculative_greedy(
+                self.sessions, int(logits.argmax()[0]), self_kv, cross_kv, draft_cross(cross_kv, n_samples), later_mask,
+                eot, max_new_tokens, self.options.max_repeats, self.options.draft_tokens)
+            steps = speculation.forwards
+        while not speculating:
             if isinstance(logits, BoundedLogits) and not full_logits:
                 next_ids = logits.argmax()  # the filters' mask went in with the step
             else:
@@ -383,6 +405,7 @@ class GreedyDecoder:
                     no_speech_prob=None if no_speech is None else float(no_speech[row]),
                     language_probs=lang_probs[row],
                     temperature=float(temperature),
+                    speculation=speculation if speculating else None,
                 )
             )
         return results

@@ -20,9 +20,11 @@ ENCODER = "encoder_model.onnx"
 DECODER_FIRST = "decoder_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 DECODER_MHA = "decoder_mha.onnx"  # our decoder graph; the mha encoder then outputs cross K/V
+DECODER_DRAFT = "decoder_draft.onnx"  # the same decoder in 4-bit weights: speculative decoding's guess (build/draft_graph.py)
 LOGITS_HEAD = "logits_head.onnx"  # its FP32 output projection alone, over embed_tokens.npy (timestamps, --full-logits)
 EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, read row by row
 MHA_HEAD_OUTPUTS = ("hidden", "candidates", "lower", "upper")  # the mha decoder's bounded logits
+HEAD_POSITIONS = "head_positions"  # the mha decoder's input: the positions its head scores (older graphs: the last only)
 # The mha decoder's outputs for word timestamps, fetched only by the one pass per window over
 # its whole sequence: the alignment heads' cross-attention (B, heads, T, frames) and every
 # position's final hidden state (B, T, d_model), for the tokens' probabilities.
@@ -33,7 +35,7 @@ CROSS_ROWS = ("cross_kv_rows", "window")
 CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 REQUIRED = {
     "export": (ENCODER, DECODER_FIRST, DECODER_WITH_PAST, *CONFIGS),
-    "mha": (ENCODER, DECODER_MHA, EMBEDDINGS, LOGITS_HEAD, *CONFIGS),
+    "mha": (ENCODER, DECODER_MHA, EMBEDDINGS, LOGITS_HEAD, DECODER_DRAFT, *CONFIGS),
 }
 REQUIRED_GENERATION_KEYS = ("decoder_start_token_id", "eos_token_id", "no_timestamps_token_id", "lang_to_id", "task_to_id", "suppress_tokens", "begin_suppress_tokens")
 

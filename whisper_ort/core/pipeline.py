@@ -262,7 +262,7 @@ class Transcriber:
         if options.chunking == "vad":
             results = self._decode_speech(states, options, prefix)
         else:
-            results = decode_plain(self.decoder(options), states, options, rng, prefix)
+            results = decode_plain(self.decoder(options), states, options, rng, prefix, n_samples)
         self._redecode_sparse(states, options, prefix, n_samples, long_form, results)
         self._add_words(states, n_samples, results, options, prefix)
         return results
@@ -420,12 +420,14 @@ def decode_rows_again(decoder, states, rows: list[int], results: list[DecodeResu
     return again
 
 
-def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng, prefix: list[int] | None = None) -> list[DecodeResult]:
+def decode_plain(decoder: GreedyDecoder, states, options: DecodingOptions, rng, prefix: list[int] | None = None,
+                 n_samples: list[int] | None = None) -> list[DecodeResult]:
     """Windows outside the sequential loop: greedy, or sampled at the first temperature when
-    it is above 0 (best_of samples each). Only the sequential loop falls back to the next."""
+    it is above 0 (best_of samples each). Only the sequential loop falls back to the next.
+    n_samples: the windows' audio lengths (the speculative draft's frames)."""
     temperature = _temperatures(options)[0]
     if temperature <= 0:
-        return decoder.decode(states, prefix=prefix)
+        return decoder.decode(states, prefix=prefix, n_samples=n_samples)
     return decode_best(decoder, states, prefix, temperature, rng, options)
 
 

@@ -29,6 +29,7 @@ LEVERS = [
     ("mha", "fused encoder (LayerNorms as plain ops) + cross K/V projection, our decoder graph (MultiHeadAttention, no If, embeddings outside, bounded logits + exact argmax)", ["--variant", "mha"]),
     ("mha_shared_pool", "mha with one thread pool for all sessions", ["--variant", "mha", "--shared-pool"]),
     ("mha_full_logits", "mha with every FP32 logit each step (its exact argmax from int8 bounded logits off)", ["--variant", "mha", "--full-logits"]),
+    ("mha_no_speculation", "mha decoding one token per forward (speculative greedy decoding with the 4-bit draft off)", ["--variant", "mha", "--draft-tokens", "0"]),
     ("mha_no_arena", "mha without the CPU memory arena", ["--variant", "mha", "--no-arena"]),
     ("mha_shared_arena", "mha with one pool and one arena for all sessions, growing by what is asked", ["--variant", "mha", "--shared-pool", "--shared-arena"]),
     ("mha_keep_spinning", "mha with the decoder's threads spinning after each run (the default parks them at a run's end)", ["--variant", "mha", "--keep-spinning"]),

@@ -148,15 +148,17 @@ def mha_step_feeds(sessions, ids: np.ndarray, self_kv: list, cross_kv: list) -> 
     feeds = {"inputs_embeds": sessions._embeddings[ids], "position_ids": np.arange(past, past + ids.shape[1], dtype=np.int64)}
     feeds.update(zip(sessions._past, self_kv))
     feeds.update(zip(sessions._cross, cross_kv))
+    feeds["head_positions"] = np.array([-1], dtype=np.int64)
     return feeds
 
 
 def _step_many(sessions, ids: np.ndarray, self_kv: list, cross_kv: list):
-    """The decoder over several new positions after a past (the graphs take T > 1 with past)."""
+    """The decoder over several new positions after a past (the graphs take T > 1 with
+    past), the mha decoder's head scoring each of them, as speculative decoding's check does."""
     from whisper_ort.core.decoders import MhaSessions
 
     if isinstance(sessions, MhaSessions):
-        return sessions._run(mha_step_feeds(sessions, ids, self_kv, cross_kv), None)
+        return sessions.verify(ids, self_kv, cross_kv)
     return sessions.step(ids, self_kv, cross_kv)
 
 
