@@ -163,3 +163,16 @@ def test_speculation_stops_where_greedy_does(transcriber, audio_dir):
         fast = transcriber.transcribe(audio_dir / "jfk.flac", DecodingOptions(draft_tokens=4, **changes))
         assert fast.tokens == plain.tokens and fast.flags == plain.flags, changes
         assert ("max_new_tokens" in plain.flags) == ("max_new_tokens" in changes)
+
+
+def test_self_draft_study_counts_and_checks_tokens(transcriber, audio_dir):
+    """measure/speculation.self_draft: the real speculative loop against plain greedy on the
+    same windows (it raises if tokens differ); the counts add up."""
+    from whisper_ort.measure.speculation import self_draft
+
+    out = self_draft(transcriber, [audio_dir / "jfk.flac", audio_dir / "lj_LJ001-0002.wav"], ks=(4,), rounds=1)
+    assert set(out) == {"0", "4"} and out["0"]["ratio_to_plain"] == 1.0
+    r = out["4"]
+    assert r["accepted"] <= r["drafted"] <= 4 * r["forwards"]
+    assert r["tokens"] <= r["forwards"] + r["accepted"] + 2  # + each window's prompt-step token
+    assert r["tokens_per_forward"] > 1.5

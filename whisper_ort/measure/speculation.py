@@ -15,7 +15,9 @@ issue names that need no second model:
                     tokens (leave-one-out: a file's own tokens never draft it)
 
 and the cost side: the decoder forward over k + 1 new positions against one (the mha
-graph with past K/V, the same weights read once), medians of interleaved runs.
+graph with past K/V, the same weights read once), medians of interleaved runs. Then the
+draft that was built (self_draft): the speculative decoder itself with the folder's 4-bit
+draft, its acceptance and its token loop against plain greedy's, interleaved.
 
     python -m whisper_ort.measure.speculation --audio-dir samples --files '[jl]*' --k 4
 """
@@ -111,6 +113,68 @@ def acceptance(seqs: dict[str, dict], k: int, context: str = "window") -> dict:
     return out
 
 
+def self_draft(transcriber, paths: list[Path], ks=(4,), rounds: int = 3) -> dict:
+    """The speculative decoder itself (core/speculative.py, the folder's quantized draft) on
+    real windows: per k, guesses drafted and kept, FP32 forwards, and the token loop's
+    seconds (after the prompt step) against plain greedy's, rounds interleaved over k (k = 0:
+    plain). Medians over rounds of the sum over files; tokens checked equal to plain's."""
+    from whisper_ort.core.audio import load_audio
+    from whisper_ort.core.decoding import DecodingOptions
+    from whisper_ort.core.features import log_mel_batch
+    from whisper_ort.core.speculative import draft_cross, speculative_greedy
+
+    sessions, tok = transcriber.sessions, transcriber.tokenizer
+    decoder = transcriber.decoder(DecodingOptions(language="en", draft_tokens=0))
+    first_mask, later_mask = decoder.masks
+    prompt = np.array([tok.prompt(tok.language_id("en"), "transcribe", False)], dtype=np.int64)
+    windows = []
+    for path in paths:
+        samples = load_audio(path)
+        windows.append((len(samples), sessions.encode(log_mel_batch([samples]))))
+    ks = (0, *[k for k in ks if k])
+    seconds = {k: [] for k in ks}
+    counts = {k: {"tokens": 0, "forwards": 0, "drafted": 0, "accepted": 0} for k in ks}
+    plain_tokens: list[list[int]] = []
+    for r in range(rounds):
+        for k in ks:
+            total = 0.0
+            for i, (n_samples, states) in enumerate(windows):
+                logits, self_kv, cross = sessions.first_step(prompt, states, first_mask)
+                first = int(logits.argmax()[0])
+                start = time.perf_counter()
+                if k:
+                    tokens, _, spec = speculative_greedy(sessions, first, self_kv, cross, draft_cross(cross, [n_samples]), later_mask,
+                                                         tok.ids.eot, 440, 12, k)
+                else:
+                    tokens, t = [], first
+                    while t != tok.ids.eot and len(tokens) < 440:
+                        tokens.append(t)
+                        logits, self_kv = sessions.step(np.array([[t]], dtype=np.int64), self_kv, cross, later_mask)
+                        t = int(logits.argmax()[0])
+                total += time.perf_counter() - start
+                if r == 0 and k == 0:
+                    plain_tokens.append(tokens)
+                elif r == 0:
+                    if tokens != plain_tokens[i]:
+                        raise AssertionError(f"{paths[i].name}: k={k} tokens differ from plain greedy's")
+                    c = counts[k]
+                    c["tokens"] += len(tokens) + 1
+                    c["forwards"] += spec.forwards
+                    c["drafted"] += spec.drafted
+                    c["accepted"] += spec.accepted
+            seconds[k].append(total)
+    tokens = sum(len(t) + 1 for t in plain_tokens)
+    base = float(np.median(seconds[0]))
+    out = {}
+    for k in ks:
+        loop = float(np.median(seconds[k]))
+        c = counts[k]
+        out[str(k)] = {"loop_s": loop, "ms_per_token": 1000 * loop / tokens, "ratio_to_plain": loop / base,
+                       **({"tokens_per_forward": (c["forwards"] + c["accepted"]) / c["forwards"],
+                           "acceptance": c["accepted"] / c["drafted"], **c} if k else {})}
+    return out
+
+
 def verify_cost(transcriber, path: Path, ks=(0, 1, 2, 4, 8), rounds: int = 20) -> dict:
     """Median seconds of one decoder forward over 1 + k new positions with a past of the
     file's own tokens (mha or export variant, no logit filters), interleaved over k."""
@@ -173,6 +237,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--k", type=int, default=4, help="draft tokens per forward")
     p.add_argument("--rounds", type=int, default=20, help="interleaved rounds of the verify-cost timing (0: skip it)")
+    p.add_argument("--self-draft", default="4", help="comma list of k for the quantized self-draft run (core/speculative.py); empty: skip")
+    p.add_argument("--self-draft-rounds", type=int, default=3, help="interleaved rounds of the self-draft timing")
     p.add_argument("--output", default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
     paths = sorted(Path(args.audio_dir).glob(args.files))
@@ -182,12 +248,17 @@ def main(argv=None) -> int:
               "window": acceptance(seqs, args.k, "window"), "previous": acceptance(seqs, args.k, "previous")}
     if args.rounds:
         result["verify_cost"] = verify_cost(transcriber, paths[0], rounds=args.rounds)
+    if args.self_draft:
+        result["self_draft"] = self_draft(transcriber, paths, [int(k) for k in args.self_draft.split(",")], args.self_draft_rounds)
     for context in ("window", "previous"):
         for method, r in result[context].items():
             print(f"{context:8s} {method:13s} tokens/forward {r['tokens_per_forward']:.3f}  acceptance {r['accepted']}/{r['drafted']}"
                   f" over {r['tokens']} tokens")
     for k, r in result.get("verify_cost", {}).items():
         print(f"forward over 1+{k} positions: {1000 * r['median_s']:.2f} ms, {r['ratio_to_one']:.2f}x one")
+    for k, r in result.get("self_draft", {}).items():
+        spec = f"  tokens/forward {r['tokens_per_forward']:.2f}  acceptance {r['accepted']}/{r['drafted']}" if k != "0" else "  (plain greedy)"
+        print(f"self-draft k={k}: token loop {r['ms_per_token']:.2f} ms/token, {r['ratio_to_plain']:.3f}x plain{spec}")
     if args.output:
         Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     return 0
