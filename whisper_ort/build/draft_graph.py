@@ -87,8 +87,7 @@ def build_draft(decoder, table: np.ndarray, bits: int = DRAFT_BITS):
             _matmul_nbits(g, node.input[0], numpy_helper.to_array(weight), node.name, bits, list(node.output))
         else:
             g.nodes.append(node)
-    hidden = g.node("Identity", [[o for n in decoder.graph.node if n.name == "words/hidden_states" for o in n.input][0]],
-                    name="draft/hidden")[0]
+    (hidden,) = [n.input[0] for n in decoder.graph.node if n.name == "words/hidden_states"]  # the final LayerNorm's output
     (last,) = g.node("Gather", [hidden, g.init("draft.last_position", np.array(-1, dtype=np.int64))], name="draft/last", axis=1)
     logits = _matmul_nbits(g, last, np.ascontiguousarray(table.T), "draft/logits", bits)
     (masked,) = g.node("Add", [logits, "logit_mask"], name="draft/mask")

@@ -200,6 +200,15 @@ class MhaSessions(WhisperSessions):
         outs = self._timed_run(self.decoder, fetch, feeds)
         return BoundedLogits(*outs[:2], mask, self, *outs[2:heads]), outs[heads:]
 
+    def _feeds(self, input_ids: np.ndarray, self_kv: list, cross_kv: list) -> dict:
+        """A forward's inputs for the tokens `input_ids` (B, n) after the cached K/V (the
+        decoder's and the draft's, which share their input names)."""
+        past = self_kv[0].shape[2]
+        feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(past, past + input_ids.shape[1], dtype=np.int64)}
+        feeds.update(zip(self._past, self_kv))
+        feeds.update(zip(self._cross, cross_kv))
+        return feeds
+
     def first_step(self, input_ids: np.ndarray, states: list[np.ndarray], mask: np.ndarray | None = None):
         """The prompt: (bounded logits, self K/V, cross K/V). mask: 0 or -inf per token,
         added to the logits (the logit filters)."""
@@ -212,21 +221,13 @@ class MhaSessions(WhisperSessions):
 
     def step(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None):
         """One token per row: (bounded logits, new self K/V)."""
-        feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.array([self_kv[0].shape[2]], dtype=np.int64)}
-        feeds.update(zip(self._past, self_kv))
-        feeds.update(zip(self._cross, cross_kv))
-        return self._run(feeds, mask)
+        return self._run(self._feeds(input_ids, self_kv, cross_kv), mask)
 
     def verify(self, input_ids: np.ndarray, self_kv: list, cross_kv: list, mask: np.ndarray | None = None):
         """n tokens per row (B, n) after the cached ones, every position scored: (bounded
         logits of B x n rows, row b * n + j after token j of row b; new self K/V with all n
         appended). Speculative decoding's check of a draft (core/speculative.py)."""
-        n = input_ids.shape[1]
-        past = self_kv[0].shape[2]
-        feeds = {"inputs_embeds": self._embeddings[input_ids], "position_ids": np.arange(past, past + n, dtype=np.int64)}
-        feeds.update(zip(self._past, self_kv))
-        feeds.update(zip(self._cross, cross_kv))
-        return self._run(feeds, mask, np.arange(n, dtype=np.int64))
+        return self._run(self._feeds(input_ids, self_kv, cross_kv), mask, np.arange(input_ids.shape[1], dtype=np.int64))
 
     @property
     def draft(self) -> ort.InferenceSession:
@@ -239,10 +240,8 @@ class MhaSessions(WhisperSessions):
     def draft_step(self, token: int, self_kv: list, cross_kv: list, mask: np.ndarray) -> tuple[int, list]:
         """The draft's guess after `token` (one row): (next token, its K/V with token's appended)."""
         session = self.draft
-        feeds = {"inputs_embeds": self._embeddings[np.array([[token]], dtype=np.int64)],
-                 "position_ids": np.array([self_kv[0].shape[2]], dtype=np.int64), "logit_mask": mask}
-        feeds.update(zip(self._past, self_kv))
-        feeds.update(zip(self._cross, cross_kv))
+        feeds = self._feeds(np.array([[token]], dtype=np.int64), self_kv, cross_kv)
+        feeds["logit_mask"] = mask
         outs = self._timed_run(session, self._draft_fetch, feeds)
         return int(outs[0][0, 0]), outs[1:]
 

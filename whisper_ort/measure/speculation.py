@@ -207,13 +207,9 @@ def past_at_half(transcriber, path: Path):
 
 
 def mha_step_feeds(sessions, ids: np.ndarray, self_kv: list, cross_kv: list) -> dict:
-    """The mha decoder graph's inputs for new positions `ids` after the cached K/V."""
-    past = self_kv[0].shape[2]
-    feeds = {"inputs_embeds": sessions._embeddings[ids], "position_ids": np.arange(past, past + ids.shape[1], dtype=np.int64)}
-    feeds.update(zip(sessions._past, self_kv))
-    feeds.update(zip(sessions._cross, cross_kv))
-    feeds["head_positions"] = np.array([-1], dtype=np.int64)
-    return feeds
+    """The mha decoder graph's inputs for new positions `ids` after the cached K/V, the head
+    scoring the last."""
+    return {**sessions._feeds(ids, self_kv, cross_kv), "head_positions": np.array([-1], dtype=np.int64)}
 
 
 def _step_many(sessions, ids: np.ndarray, self_kv: list, cross_kv: list):
