@@ -121,3 +121,18 @@ def test_skipping_the_padding_frames_is_exact(monkeypatch, n):
     skipped = log_mel_spectrogram(x)
     monkeypatch.setattr(features, "_frames_with_audio", lambda n_samples: N_FRAMES)  # every frame through the FFT
     np.testing.assert_array_equal(skipped, log_mel_spectrogram(x))
+
+
+def test_fft_blocks_do_not_change_the_features(audio_dir, monkeypatch):
+    """Frames go through the FFT in blocks (a few MB of temporaries); any block size gives
+    the same bits, for a window and for a whole recording."""
+    from whisper_ort.core import features
+
+    samples = load_audio(audio_dir / "jfk.flac")
+    long = np.concatenate([samples] * 4)
+    blocked = features.log_mel_spectrogram(samples), features.log_mel_frames(long)
+    monkeypatch.setattr(features, "BLOCK_FRAMES", 100_000)
+    whole = features.log_mel_spectrogram(samples), features.log_mel_frames(long)
+    assert features.BLOCK_FRAMES > long.size // features.HOP_LENGTH > 500
+    for a, b in zip(blocked, whole):
+        assert np.array_equal(a, b)
