@@ -216,15 +216,17 @@ class Transcriber:
             self._vad = SileroVad(found[0] if found else self.base_dir / VAD_FILE)  # none: the error names the file
         return self._vad.speech(samples)
 
-    def _decode_speech(self, states, options: DecodingOptions, prefix: list[int] | None = None) -> list[DecodeResult]:
+    def _decode_speech(self, states, options: DecodingOptions, prefix: list[int] | None = None,
+                       n_samples: list[int] | None = None) -> list[DecodeResult]:
         """vad windows: decoded, then openai/whisper's no-speech rule, so a window the VAD took
         for speech gives no text when Whisper finds none: no-speech probability above
         no_speech_threshold, unless the average log-probability is above logprob_threshold.
         Only rows over the no-speech threshold are decoded again for their log-probabilities
-        (every logit each step): speech rarely is, and its windows keep the fast path."""
+        (every logit each step): speech rarely is, and its windows keep the fast path.
+        n_samples: the windows' audio lengths (the speculative draft's frames)."""
         decoder = self.decoder(options)
         threshold = options.no_speech_threshold
-        results = decoder.decode(states, prefix=prefix, with_no_speech=threshold is not None)
+        results = decoder.decode(states, prefix=prefix, with_no_speech=threshold is not None, n_samples=n_samples)
         suspect = [i for i, r in enumerate(results) if threshold is not None and r.no_speech_prob > threshold]
         if suspect and options.logprob_threshold is not None:
             again = decode_rows_again(decoder, states, suspect, results, prefix=prefix, with_logprobs=True)  # the same tokens: greedy on every logit
@@ -260,7 +262,7 @@ class Transcriber:
         windows of long files decoded again with timestamps, then the words."""
         prefix = self.prompt_prefix(options)
         if options.chunking == "vad":
-            results = self._decode_speech(states, options, prefix)
+            results = self._decode_speech(states, options, prefix, n_samples)
         else:
             results = decode_plain(self.decoder(options), states, options, rng, prefix, n_samples)
         self._redecode_sparse(states, options, prefix, n_samples, long_form, results)
