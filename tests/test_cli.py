@@ -142,6 +142,15 @@ def test_transcribe_writes_formats(tmp_path, audio_dir, model_dir, capsys):
     assert data["language"] == "en" and len(data["segments"]) == 1 and data["tokens"][0] < 50257
 
 
+def test_shared_pool_runs_every_session_of_the_process_on_it(tmp_path, audio_dir, model_dir):
+    """--shared-pool: once ONNX Runtime's process-wide pool exists it refuses any session
+    with its own threads; vad's Silero session (made after the model's) joins the pool too."""
+    proc = run_cli("transcribe", audio_dir / "jfk.flac", "--onnx-dir", model_dir, "--shared-pool", "--chunking", "vad",
+                   "--language", "en", "--output-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == JFK_TEXT
+
+
 def test_transcribe_missing_file_is_one_line(tmp_path, model_dir):
     proc = run_cli("transcribe", tmp_path / "nope.wav", "--onnx-dir", model_dir)
     assert proc.returncode == 1

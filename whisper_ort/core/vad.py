@@ -46,9 +46,14 @@ class SileroVad:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing: chunking='vad' needs Silero VAD in the model folder (run `whisper-ort optimize`)")
+        from whisper_ort.core.session import pool_threads
+
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1  # a small LSTM: one thread, as faster-whisper runs it
-        opts.inter_op_num_threads = 1
+        if pool_threads() is None:
+            opts.intra_op_num_threads = 1  # a small LSTM: one thread, as faster-whisper runs it
+            opts.inter_op_num_threads = 1
+        else:  # the process-wide pool exists (--shared-pool): ONNX Runtime refuses any other
+            opts.use_per_session_threads = False
         opts.log_severity_level = 4
         self.path = path
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
