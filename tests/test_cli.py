@@ -142,6 +142,17 @@ def test_transcribe_writes_formats(tmp_path, audio_dir, model_dir, capsys):
     assert data["language"] == "en" and len(data["segments"]) == 1 and data["tokens"][0] < 50257
 
 
+def test_the_cli_shares_one_thread_pool_unless_told_not_to():
+    """The CLI's process holds only our sessions: one pool by default (the library: one per
+    session, test_api); --per-session-threads gives a pool each, --shared-pool is accepted."""
+    from whisper_ort.cli import build_parser, model_options
+
+    for argv, shared in (([], True), (["--per-session-threads"], False), (["--shared-pool"], True)):
+        for command in ("transcribe", "bench", "serve"):
+            args = build_parser().parse_args([command, *(["x.wav"] if command == "transcribe" else []), *argv])
+            assert model_options(args).session.shared_pool is shared, (command, argv)
+
+
 def test_shared_pool_runs_every_session_of_the_process_on_it(tmp_path, audio_dir, model_dir):
     """--shared-pool: once ONNX Runtime's process-wide pool exists it refuses any session
     with its own threads; vad's Silero session (made after the model's) joins the pool too."""

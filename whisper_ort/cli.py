@@ -48,8 +48,12 @@ def _runtime_args(p) -> None:
     p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
     p.add_argument("--mem-pattern", dest="mem_pattern", action="store_true", help="ONNX Runtime's preplanned activation block (off by default: no faster here, 40 MB more peak RSS)")
     p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", default=False, help=argparse.SUPPRESS)  # the default; kept for older command lines
-    p.add_argument("--shared-pool", dest="shared_pool", action="store_true", help="one thread pool for every ONNX Runtime session of the process (its global pool; other sessions in the process must then use it too)")
-    p.add_argument("--per-session-threads", dest="shared_pool", action="store_false", help=argparse.SUPPRESS)  # the default; kept for older command lines
+    # The CLI's process holds only this package's sessions, so it takes ONNX Runtime's global
+    # pool (the library's default is a pool per session: a caller's own sessions may not want it).
+    p.add_argument("--shared-pool", dest="shared_pool", action="store_true", default=True,
+                   help="one thread pool for every ONNX Runtime session of the process, its global pool (the default)")
+    p.add_argument("--per-session-threads", dest="shared_pool", action="store_false",
+                   help="a thread pool per session, the decoder's parked after each run (the library's default)")
     p.add_argument("--shared-arena", action="store_true", help="one memory arena for all sessions (with the shared pool; measured slower per token)")
     p.add_argument("--full-logits", action="store_true", help="compute every FP32 logit each step (mha variant: not only the bounded ones that can be the argmax)")
     p.add_argument("--draft-tokens", type=int, default=4, metavar="K",

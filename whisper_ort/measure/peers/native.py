@@ -16,7 +16,8 @@ class WhisperOrtPeer(Peer):
         from whisper_ort.core.decoding import DecodingOptions
         from whisper_ort.core.pipeline import Transcriber  # imported here: the registry must not need it
 
-        self.transcriber = Transcriber(self.onnx_dir, threads=self.threads)
+        # The CLI's session defaults (the shared pool): this worker process runs nothing else.
+        self.transcriber = Transcriber(self.onnx_dir, threads=self.threads, shared_pool=True)
         self.variant = self.transcriber.variant
         self.options = DecodingOptions(language=self.language, task=self.task, max_new_tokens=self.max_new_tokens,
                                        beam_size=self.beam_size if self.beam_size > 1 else None)
