@@ -46,8 +46,8 @@ class SessionConfig:
     # opt into it (use_per_session_threads=False), another library's too, or ONNX Runtime
     # refuses to create it. On in the CLI (`--per-session-threads` turns it off), whose
     # process holds only our sessions: with the draft there are three, and one pool for them
-    # was faster in every levers run (AMD EPYC Zen 3, AVX2, 2 threads, warm total over 3
-    # files: 1.173 vs 1.385 s, 1.135 vs 1.250 s).
+    # took 0.96x the time (AMD EPYC Zen 3, AVX2, 2 threads, median of 8 interleaved levers
+    # rounds over the 8 dev short files, 6 faster; README, Session flags).
     shared_pool: bool = False
     # With the shared pool, also one CPU arena for all sessions, growing by what is asked
     # (not by powers of two). Measured: peak RSS -15 MB over audio/ but none on the levers'
