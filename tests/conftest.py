@@ -85,3 +85,13 @@ def vad_transcriber(model_dir, tmp_path_factory):
                 (root / src.name / f.name).symlink_to(f.resolve())
     assert install_vad(root / model_dir.name, log=lambda *_: None) is not None
     return Transcriber(root / model_dir.name, threads=2)
+
+
+@pytest.fixture(autouse=True)
+def no_global_thread_pool():
+    """No test may leave ONNX Runtime's process-wide pool behind (the CLI's default, meant for
+    a process of its own): every later session of the pytest process would be refused."""
+    yield
+    from whisper_ort.core.session import pool_threads
+
+    assert pool_threads() is None, "this test made ONNX Runtime's global thread pool in the pytest process"

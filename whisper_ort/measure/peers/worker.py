@@ -98,6 +98,10 @@ def main(argv=None) -> int:
     from ._common import offline_env, one_line
 
     offline_env()
+    if args.implementation == "whisper_ort":  # this process runs nothing else: the CLI's one thread pool
+        from .native import WhisperOrtPeer
+
+        WhisperOrtPeer.shared_pool = True
     started = _seconds_since_process_start()
     t0 = time.perf_counter()
     try:
