@@ -69,6 +69,8 @@ def test_compare_writes_records_and_summary(compare_run):
         assert min(entry["cold_starts_s"]) <= entry["cold_start_s"] <= max(entry["cold_starts_s"])
         assert entry["peak_rss_mb"] >= entry["rss_after_load_mb"] > 0
         assert entry["t_total_s"]["p50"] > 0
+    if "whisper_ort" in names:  # alone in its worker process: the CLI's one thread pool
+        assert summary["implementations"]["whisper_ort"]["info"]["settings"]["session"]["process_pool"] == [2, 1]
     assert summary["implementations"][summary["baseline"]]["p50_ratio_to_baseline"] == pytest.approx(1.0)
     assert len(json.loads((out / "cold_records.json").read_text())) == len(names)
     assert "the median of 2 spawns" in (out / "summary_table.md").read_text()

@@ -8,8 +8,9 @@
     openvino_fp32   OpenVINO GenAI WhisperPipeline, precision hint f32 (the FP32 peer)
     openvino_default  the same with the CPU plugin's own precision (BF16 where the CPU has it)
 
-Every one is built as `create(name, onnx_dir, threads, language=, task=, max_new_tokens=, beam_size=)`
-(beam_size above 1 only for those in BEAM_SEARCH)
+Every one is built as `create(name, onnx_dir, threads, language=, task=, max_new_tokens=, beam_size=,
+own_process=)` (beam_size above 1 only for those in BEAM_SEARCH; own_process: the peer is alone
+in its process, compare's worker)
 and answers `transcribe_record(path, repeat) -> Record`. The modules are imported only
 when an implementation is created, so importing this registry imports no torch.
 """
@@ -45,10 +46,12 @@ def factory(name: str):
 
 
 def _make(name: str):
-    def build(onnx_dir, threads: int = 2, language: str = "en", task: str = "transcribe", max_new_tokens: int = 128, beam_size: int = 1):
+    def build(onnx_dir, threads: int = 2, language: str = "en", task: str = "transcribe", max_new_tokens: int = 128, beam_size: int = 1,
+              own_process: bool = False):
         if beam_size != 1 and name not in BEAM_SEARCH:
             raise ValueError(f"{name}: no beam search here (beam_size={beam_size}); implementations with one: {', '.join(BEAM_SEARCH)}")
-        return factory(name)(onnx_dir, threads=threads, language=language, task=task, max_new_tokens=max_new_tokens, beam_size=beam_size)
+        return factory(name)(onnx_dir, threads=threads, language=language, task=task, max_new_tokens=max_new_tokens, beam_size=beam_size,
+                             own_process=own_process)
 
     build.__name__ = f"create_{name}"
     return build

@@ -157,8 +157,12 @@ class Peer:
     name = "peer"
     variant = "default"
 
-    def __init__(self, onnx_dir, threads: int = 2, language: str = "en", task: str = "transcribe", max_new_tokens: int = 128, beam_size: int = 1):
+    def __init__(self, onnx_dir, threads: int = 2, language: str = "en", task: str = "transcribe", max_new_tokens: int = 128, beam_size: int = 1,
+                 own_process: bool = False):
         self.onnx_dir = Path(onnx_dir).resolve()
+        # True in compare's worker, where this peer is all the process runs: a peer may then
+        # take process-wide settings (whisper_ort: ONNX Runtime's one thread pool, as its CLI).
+        self.own_process = bool(own_process)
         self.beam_size = int(beam_size)
         self.threads = int(threads)
         self.language = language

@@ -12,16 +12,15 @@ from ._common import Peer
 class WhisperOrtPeer(Peer):
     name = "whisper_ort"
     variant = "auto"
-    # The CLI's one thread pool where this peer has a process of its own (compare's worker
-    # sets it); in a caller's process (a test, a notebook) a pool per session, the library's
-    # default, since ONNX Runtime's global pool would refuse the caller's other sessions.
-    shared_pool = False
 
     def _load(self) -> None:
         from whisper_ort.core.decoding import DecodingOptions
         from whisper_ort.core.pipeline import Transcriber  # imported here: the registry must not need it
 
-        self.transcriber = Transcriber(self.onnx_dir, threads=self.threads, shared_pool=self.shared_pool)
+        # Alone in its process (compare's worker): the CLI's one thread pool. In a caller's
+        # process (a test, a notebook) a pool per session, the library's default, since ONNX
+        # Runtime's global pool would refuse the caller's other sessions.
+        self.transcriber = Transcriber(self.onnx_dir, threads=self.threads, shared_pool=self.own_process)
         self.variant = self.transcriber.variant
         self.options = DecodingOptions(language=self.language, task=self.task, max_new_tokens=self.max_new_tokens,
                                        beam_size=self.beam_size if self.beam_size > 1 else None)

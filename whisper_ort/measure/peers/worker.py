@@ -98,15 +98,11 @@ def main(argv=None) -> int:
     from ._common import offline_env, one_line
 
     offline_env()
-    if args.implementation == "whisper_ort":  # this process runs nothing else: the CLI's one thread pool
-        from .native import WhisperOrtPeer
-
-        WhisperOrtPeer.shared_pool = True
     started = _seconds_since_process_start()
     t0 = time.perf_counter()
     try:
         impl = create(args.implementation, args.onnx_dir, threads=args.threads, language=args.language, task=args.task, max_new_tokens=args.max_new_tokens,
-                      beam_size=args.beam_size)
+                      beam_size=args.beam_size, own_process=True)
     except BaseException as exc:  # noqa: B036 - report any load failure, then exit
         traceback.print_exc()
         send({"event": "error", "error": f"{args.implementation}: load failed: {one_line(exc)}"})
