@@ -147,10 +147,20 @@ def test_the_cli_shares_one_thread_pool_unless_told_not_to():
     session, test_api); --per-session-threads gives a pool each, --shared-pool is accepted."""
     from whisper_ort.cli import build_parser, model_options
 
-    for argv, shared in (([], True), (["--per-session-threads"], False), (["--shared-pool"], True)):
+    for argv, shared in (([], True), (["--per-session-threads"], False), (["--shared-pool"], True),
+                         (["--no-spinning"], False), (["--keep-spinning"], False), (["--per-session-threads", "--no-spinning"], False)):
         for command in ("transcribe", "bench", "serve"):
             args = build_parser().parse_args([command, *(["x.wav"] if command == "transcribe" else []), *argv])
             assert model_options(args).session.shared_pool is shared, (command, argv)
+
+
+def test_spinning_flags_with_the_shared_pool_are_refused():
+    """ONNX Runtime's global pool ignores the sessions' spinning settings: asking for both
+    is a one-line error naming the flag, not a setting silently dropped."""
+    proc = run_cli("transcribe", "x.wav", "--shared-pool", "--no-spinning")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("whisper-ort: error: --no-spinning") and "--shared-pool" in last and "Traceback" not in proc.stderr
 
 
 def test_shared_pool_runs_every_session_of_the_process_on_it(tmp_path, audio_dir, model_dir):

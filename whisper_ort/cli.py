@@ -50,8 +50,10 @@ def _runtime_args(p) -> None:
     p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", default=False, help=argparse.SUPPRESS)  # the default; kept for older command lines
     # The CLI's process holds only this package's sessions, so it takes ONNX Runtime's global
     # pool (the library's default is a pool per session: a caller's own sessions may not want it).
-    p.add_argument("--shared-pool", dest="shared_pool", action="store_true", default=True,
-                   help="one thread pool for every ONNX Runtime session of the process, its global pool (the default)")
+    # Unset (None): the global pool unless a per-session setting is asked for (model_options).
+    p.add_argument("--shared-pool", dest="shared_pool", action="store_true", default=None,
+                   help="one thread pool for every ONNX Runtime session of the process, its global pool "
+                        "(the default, except with --no-spinning or --keep-spinning, which set a session's own pool)")
     p.add_argument("--per-session-threads", dest="shared_pool", action="store_false",
                    help="a thread pool per session, the decoder's parked after each run (the library's default)")
     p.add_argument("--shared-arena", action="store_true", help="one memory arena for all sessions (with the shared pool; measured slower per token)")
@@ -276,8 +278,20 @@ def model_options(args):
 
     session = SessionConfig(threads=args.threads, inter_threads=args.inter_threads, graph_opt=args.graph_opt, execution_mode=args.execution_mode,
                             spinning=args.spinning, spin_stop=args.spin_stop, prepacking=args.prepacking, arena=args.arena, mem_pattern=args.mem_pattern,
-                            shared_pool=args.shared_pool, shared_arena=args.shared_arena)
+                            shared_pool=_shared_pool(args), shared_arena=args.shared_arena)
     return ModelOptions(folder=args.onnx_dir, variant=args.variant, tokenizer_json=args.tokenizer_json, session=session)
+
+
+def _shared_pool(args) -> bool:
+    """Whether the sessions share ONNX Runtime's global pool. Spinning is a setting of a
+    session's own pool: ONNX Runtime's global pool always spins and ignores both spinning
+    flags (session.intra_op.allow_spinning and session.force_spinning_stop apply to
+    per-session pools only), so they bring per-session pools with them."""
+    per_session_flags = [flag for flag, asked in (("--no-spinning", not args.spinning), ("--keep-spinning", not args.spin_stop)) if asked]
+    if args.shared_pool and per_session_flags:
+        raise ValueError(f"{per_session_flags[0]} sets a session's own thread pool; ONNX Runtime's process-wide pool (--shared-pool) "
+                         "always spins: drop one of the two")
+    return not per_session_flags if args.shared_pool is None else args.shared_pool
 
 
 def decoding_options(args, **changes):
