@@ -138,6 +138,8 @@ def test_decoder_and_head_threads_park_at_the_end_of_a_run():
     assert entries(SessionConfig(spin_stop=False), "decoder") == ("1", None)
     assert entries(SessionConfig(spin_stop=False), "head") == ("0", None)
     assert entries(SessionConfig(spinning=False), "decoder") == ("0", None)
+    with pytest.raises(ValueError, match="spinning=False"):  # the global pool would ignore it
+        SessionConfig(shared_pool=True, spinning=False)
     parser = build_parser("transcribe")
     assert parser.parse_args(["transcribe", "x.wav"]).spin_stop is True
     assert parser.parse_args(["transcribe", "x.wav", "--keep-spinning"]).spin_stop is False

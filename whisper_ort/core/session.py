@@ -55,6 +55,12 @@ class SessionConfig:
     # it), so off by default; `--shared-arena` turns it on.
     shared_arena: bool = False
 
+    def __post_init__(self):
+        if self.shared_pool and not (self.spinning and self.spin_stop):
+            flag = "spinning=False" if not self.spinning else "spin_stop=False"
+            raise ValueError(f"{flag} is a setting of a session's own thread pool; ONNX Runtime's process-wide pool "
+                             "(shared_pool=True) always spins and would ignore it")
+
     def options(self, role: str = "decoder") -> ort.SessionOptions:
         """Session options; the first call with shared_pool creates the process-wide pool.
 
