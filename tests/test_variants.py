@@ -140,6 +140,11 @@ def test_decoder_and_head_threads_park_at_the_end_of_a_run():
     assert entries(SessionConfig(spinning=False), "decoder") == ("0", None)
     with pytest.raises(ValueError, match="spinning=False"):  # the global pool would ignore it
         SessionConfig(shared_pool=True, spinning=False)
+    assert entries(SessionConfig(), "draft") == entries(SessionConfig(), "decoder")
+    # --no-prepacking leaves the 4-bit draft packed: unpacked, MatMulNBits repacks every run
+    unpacked = SessionConfig(prepacking=False)
+    assert unpacked.options("decoder").get_session_config_entry("session.disable_prepacking") == "1"
+    assert unpacked.options("draft").get_session_config_entry("session.disable_prepacking") == "0"
     parser = build_parser("transcribe")
     assert parser.parse_args(["transcribe", "x.wav"]).spin_stop is True
     assert parser.parse_args(["transcribe", "x.wav", "--keep-spinning"]).spin_stop is False

@@ -44,7 +44,9 @@ def _runtime_args(p) -> None:
     p.add_argument("--no-spinning", dest="spinning", action="store_false", help="intra-op threads sleep between ops")
     p.add_argument("--keep-spinning", dest="spin_stop", action="store_false",
                    help="the decoder's threads keep spinning after each run (the default parks them at a run's end, the full projection's too)")
-    p.add_argument("--no-prepacking", dest="prepacking", action="store_false", help="keep GEMM weights unpacked (less memory)")
+    p.add_argument("--no-prepacking", dest="prepacking", action="store_false",
+                   help="keep the FP32 GEMM weights unpacked (slower; ONNX Runtime frees the originals of packed weights, so the "
+                        "mha variant's peak RSS is the same); the 4-bit draft's stay packed")
     p.add_argument("--no-arena", dest="arena", action="store_false", help="disable the CPU memory arena")
     p.add_argument("--mem-pattern", dest="mem_pattern", action="store_true", help="ONNX Runtime's preplanned activation block (off by default: no faster here, 40 MB more peak RSS)")
     p.add_argument("--no-mem-pattern", dest="mem_pattern", action="store_false", default=False, help=argparse.SUPPRESS)  # the default; kept for older command lines

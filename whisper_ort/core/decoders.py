@@ -233,7 +233,7 @@ class MhaSessions(WhisperSessions):
     def draft(self) -> ort.InferenceSession:
         """The draft decoder (decoder_draft.onnx, 4-bit weights), loaded on first use."""
         if self._draft is None:
-            self._draft = load_session(self.folder / DECODER_DRAFT, self.config.options("decoder"))
+            self._draft = load_session(self.folder / DECODER_DRAFT, self.config.options("draft"))
             self._draft_fetch = [DRAFT_OUTPUT, *self._present]
         return self._draft
 
