@@ -155,7 +155,7 @@ def hf_word_pipeline():
     import torch
     from transformers import pipeline
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)
     return pipeline("automatic-speech-recognition", model=str(HF_DIR), device="cpu")
 
 
