@@ -199,3 +199,70 @@ def test_top_k_matches_argpartition_over_every_candidate():
         assert got.shape == want.shape
         np.testing.assert_array_equal(np.sort(np.take_along_axis(cand, got, 1), 1), np.sort(np.take_along_axis(cand, want, 1), 1))
         assert all(len(set(r)) == k for r in got)
+
+
+def test_beam_steps_score_through_the_heads_log_softmax(transcribers, audio_dir):
+    """The mha variant's beam step (the bounded head on no position, the FP32 head's own
+    LogSoftmax) gives the log-probabilities and K/V of a plain step's full logits; a head
+    without that output (an older folder) falls back to numpy's."""
+    import numpy as np
+
+    from whisper_ort.core.decoders import log_softmax
+
+    sessions = transcribers["mha"].sessions
+    cross = sessions.encode(log_mel_batch([load_audio(audio_dir / "jfk.flac")]))
+    _, self_kv, cross = sessions.first_step(np.array([[50258, 50259, 50359, 50363]], dtype=np.int64), cross)
+    self_kv = [np.repeat(a, 3, axis=0) for a in self_kv]
+    ids = np.array([[400], [1044], [50257]], dtype=np.int64)
+    plain, plain_kv = sessions.step(ids, self_kv, cross)
+    want = log_softmax(plain.full())
+    got, got_kv = sessions.step_log_probs(ids, self_kv, cross)
+    assert got.shape == (3, sessions.vocab_size) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(got.argmax(axis=1), want.argmax(axis=1))
+    for a, b in zip(got_kv, plain_kv):
+        np.testing.assert_array_equal(a, b)
+    assert sessions._head_log_probs, "the built head has its LogSoftmax output"
+    sessions._head_log_probs = False
+    try:
+        fallback, _ = sessions.step_log_probs(ids, self_kv, cross)
+    finally:
+        sessions._head_log_probs = True
+    np.testing.assert_allclose(fallback, want, rtol=0, atol=1e-5)
+
+
+def test_a_head_without_log_softmax_is_rebuilt(model_dir, tmp_path):
+    import onnx
+
+    from whisper_ort.build.optimize import _is_current_mha
+    from whisper_ort.core.folder import HEAD_LOG_PROBS, LOGITS_HEAD, variant_dir
+
+    built = variant_dir(model_dir, "mha")
+    old = tmp_path / built.name
+    old.mkdir()
+    for f in built.iterdir():
+        if f.name != LOGITS_HEAD:
+            (old / f.name).symlink_to(f.resolve())
+    head = onnx.load(str(built / LOGITS_HEAD), load_external_data=False)
+    head.graph.node.pop()  # the LogSoftmax, last
+    kept = [o for o in head.graph.output if o.name != HEAD_LOG_PROBS]
+    del head.graph.output[:]
+    head.graph.output.extend(kept)
+    onnx.save(head, str(old / LOGITS_HEAD))
+    assert _is_current_mha(built) and not _is_current_mha(old)
+
+
+def test_row_gather_equals_fancy_indexing_as_rows_grow():
+    """Beam search's self K/V reorder into kept buffers: a[rows] at every step, whatever
+    the rows and the growing past, and never a view of its input."""
+    import numpy as np
+
+    from whisper_ort.core.beam import _RowGather
+
+    gather, rng = _RowGather(), np.random.default_rng(3)
+    for past, rows in ((4, [0, 0, 0]), (5, [2, 0, 1, 1, 0]), (40, [4, 3, 2, 1, 0]), (41, [1, 1]), (90, [0, 1, 0, 1, 0, 1])):
+        arrays = [rng.standard_normal((max(rows) + 1, 8, past, 64), dtype=np.float32) for _ in range(3)]
+        got = gather(arrays, np.array(rows))
+        for a, b in zip(got, arrays):
+            assert a.flags.c_contiguous and not np.shares_memory(a, b)
+            np.testing.assert_array_equal(a, b[rows])

@@ -29,11 +29,15 @@ def test_tokens_equal_transformers_generate(name, audio_dir, transcriber, hf_ref
 
 
 @pytest.mark.slow
-def test_timestamps_equal_transformers_generate(audio_dir, transcriber, hf_reference):
-    samples = load_audio(audio_dir / "jfk.flac")
+@pytest.mark.parametrize("name", SHORT_FILES)
+def test_timestamps_equal_transformers_generate(name, audio_dir, transcriber, hf_reference):
+    """The timestamp rules on the mha decoder's bounded logits (TimestampRules.choose): the
+    tokens of transformers' rules over every FP32 logit, and of our own full-logits path."""
+    samples = load_audio(audio_dir / name)
     ours = transcriber.transcribe(samples, timestamps=True)
     theirs = hf_generate_ids(hf_reference, samples, return_timestamps=True)
     assert ours.tokens == theirs
+    assert ours.tokens == transcriber.transcribe(samples, timestamps=True, full_logits=True).tokens
     assert ours.segments and ours.segments[0].start == 0.0
     assert all(s.end >= s.start for s in ours.segments)
 

@@ -151,6 +151,23 @@ def test_speculative_decoding_gives_greedy_tokens_on_every_dev_file(transcriber,
     assert spec.forwards < len(result.tokens) / 2
 
 
+def test_speculation_with_timestamps_gives_the_plain_loops_tokens(transcriber, audio_dir):
+    """With timestamps each checked position gets the timestamp rules' own mask and choice
+    (GreedyDecoder._timestamp_verifier): the tokens of the plain loop on every dev short file,
+    whose segments end where the rules put timestamps, with several tokens a forward."""
+    from whisper_ort import DecodingOptions
+
+    for name in DEV_SHORT:
+        plain = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=0, timestamps=True))
+        fast = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=4, timestamps=True))
+        assert fast.tokens == plain.tokens, name
+        assert [(s.start, s.end) for s in fast.segments] == [(s.start, s.end) for s in plain.segments]
+    states = transcriber.sessions.encode(log_mel_batch([load_audio(audio_dir / "jfk.flac")]))
+    (result,) = transcriber.decoder(DecodingOptions(draft_tokens=4, timestamps=True)).decode(states)
+    assert sum(t >= transcriber.tokenizer.ids.timestamp_begin for t in result.tokens) >= 2
+    assert result.speculation is not None and result.speculation.forwards < len(result.tokens) / 2
+
+
 def test_speculation_stops_where_greedy_does(transcriber, audio_dir):
     """max_new_tokens and the repetition cut end speculative decoding on the same token."""
     from whisper_ort import DecodingOptions

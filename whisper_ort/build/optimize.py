@@ -29,6 +29,7 @@ from whisper_ort.core.folder import (
     DECODER_MHA,
     EMBEDDINGS,
     ENCODER,
+    HEAD_LOG_PROBS,
     HEAD_POSITIONS,
     LOGITS_HEAD,
     MHA_HEAD_OUTPUTS,
@@ -139,8 +140,8 @@ def _remove_retired(src: Path, log) -> None:
 def _is_current_mha(folder: Path) -> bool:
     """A folder built by an older build_mha (no logits_head.onnx or draft, decoder without
     bounded logits, without the word-timestamp outputs, with cross K/V per row, a head of
-    the last position only or int8 head rows, encoder with SkipLayerNormalization) is
-    rebuilt, not reused."""
+    the last position only or int8 head rows, encoder with SkipLayerNormalization, a
+    logits head without log_softmax) is rebuilt, not reused."""
     import onnx
 
     if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD, DECODER_DRAFT)):
@@ -151,7 +152,9 @@ def _is_current_mha(folder: Path) -> bool:
     if {p.key: p.value for p in draft.metadata_props}.get("draft_bits") != str(DRAFT_BITS):
         return False
     encoder = onnx.load(str(folder / ENCODER), load_external_data=False).graph
-    return (tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
+    head = onnx.load(str(folder / LOGITS_HEAD), load_external_data=False).graph
+    return (HEAD_LOG_PROBS in {o.name for o in head.output}
+            and tuple(o.name for o in decoder.output[: len(MHA_HEAD_OUTPUTS)]) == MHA_HEAD_OUTPUTS
             and set(ALIGNMENT_OUTPUTS) <= {o.name for o in decoder.output}
             and HEAD_POSITIONS in {i.name for i in decoder.input}
             and any(n.name == "head/int8" and len(n.input) == 4 for n in decoder.node)  # uint8 rows: exact on AVX2

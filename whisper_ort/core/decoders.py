@@ -32,6 +32,7 @@ from whisper_ort.core.folder import (
     DECODER_WITH_PAST,
     EMBEDDINGS,
     ENCODER,
+    HEAD_LOG_PROBS,
     HEAD_POSITIONS,
     LOGITS_HEAD,
     MHA_HEAD_OUTPUTS,
@@ -43,6 +44,13 @@ from whisper_ort.core.folder import (
 from whisper_ort.core.session import SessionConfig, load_session, load_sessions
 
 DRAFT_OUTPUT = "token"  # the draft graph's argmax (build/draft_graph.py)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log_softmax; its own output array is the only one allocated besides exp's."""
+    out = logits - logits.max(axis=-1, keepdims=True)
+    out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
+    return out
 
 
 class WhisperSessions:
@@ -57,7 +65,7 @@ class WhisperSessions:
         self.folder = Path(folder)
         self.configs = check_model_folder(self.folder, REQUIRED[self.variant])
         self.config = config = config or SessionConfig()
-        self.t_step_run = 0.0  # seconds inside the token step's session.run (the loop-overhead figure)
+        self.t_step_run = 0.0  # seconds inside the token step's session.run calls (the loop-overhead figure)
         model_cfg = self.configs["config.json"]
         self.vocab_size = int(model_cfg["vocab_size"])
         self.n_layers = int(model_cfg["decoder_layers"])
@@ -73,6 +81,15 @@ class WhisperSessions:
 
     def _empty_kv(self, batch: int) -> np.ndarray:
         return np.zeros((batch, 8, 0, 64), dtype=np.float32)
+
+    def log_probs(self, logits) -> np.ndarray:
+        """log_softmax of a step's FP32 logits (rows, vocab): beam search's scores."""
+        return log_softmax(np.asarray(logits, dtype=np.float32))
+
+    def step_log_probs(self, input_ids: np.ndarray, self_kv: list, cross_kv: list) -> tuple[np.ndarray, list]:
+        """One token per row: (log_softmax of its FP32 logits (rows, vocab), new self K/V)."""
+        logits, self_kv = self.step(input_ids, self_kv, cross_kv)
+        return self.log_probs(logits), self_kv
 
     def check_alignment(self) -> None:
         """Raise ModelError unless these sessions can run word timestamps' pass (core/timing.py)."""
@@ -154,7 +171,11 @@ class MhaSessions(WhisperSessions):
         self._fetch = {bounds: [*MHA_HEAD_OUTPUTS[: 4 if bounds else 2], *self._present] for bounds in (False, True)}
         self._no_mask = np.zeros((1, self.vocab_size), dtype=np.float32)
         self._last = np.array([-1], dtype=np.int64)  # head_positions of a token step
+        self._no_positions = np.zeros(0, dtype=np.int64)  # head_positions that score nothing: the bounded head runs on 0 rows
+        self._hidden_fetch = [ALIGNMENT_OUTPUTS[1], *self._present]  # every position's final hidden state, then the K/V
         self._projection: ort.InferenceSession | None = None  # the FP32 output projection, loaded when full logits are asked for
+        self._tail: tuple[int, np.ndarray] | None = None  # (first id, embedding rows from it on, transposed): timestamp_logits
+        self._head_log_probs = False  # the projection has a LogSoftmax output (folders built since beam search scores through it)
         self._embeddings = EmbeddingRows(self.folder / EMBEDDINGS)
         self._draft: ort.InferenceSession | None = None  # speculative decoding's, loaded when it first runs
         self._check_shapes()
@@ -184,12 +205,51 @@ class MhaSessions(WhisperSessions):
     def exact_logits(self, hidden: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
         """FP32 logits (B, len(ids)) of the decoder's hidden states from the tokens'
         embedding rows; ids=None: all of them, through logits_head.onnx, loaded on first use
-        (only timestamp decoding needs every logit: +106 MB of prepacked weights then)."""
+        (beam search, sampling and log-probabilities need every logit: +106 MB of prepacked weights then)."""
         if ids is not None:
             return hidden @ self._embeddings[np.asarray(ids, dtype=np.int64)].T
+        return self.projection.run(["logits"], {"hidden": hidden})[0]
+
+    @property
+    def projection(self) -> ort.InferenceSession:
+        """logits_head.onnx (the FP32 output projection), loaded on first use."""
         if self._projection is None:
             self._projection = load_session(self.folder / LOGITS_HEAD, self.config.options("head"))
-        return self._projection.run(None, {"hidden": hidden})[0]
+            self._head_log_probs = HEAD_LOG_PROBS in {o.name for o in self._projection.get_outputs()}
+        return self._projection
+
+    def log_probs(self, logits) -> np.ndarray:
+        """log_softmax of the FP32 logits, from the head's own LogSoftmax (a folder built
+        before it had one: numpy's). BoundedLogits: of its hidden states, mask added."""
+        if not isinstance(logits, BoundedLogits):
+            return super().log_probs(logits)
+        if logits.mask is not self._no_mask:
+            return super().log_probs(logits.full())
+        session = self.projection
+        if not self._head_log_probs:
+            return super().log_probs(self.exact_logits(logits.hidden))
+        return self._timed_run(session, [HEAD_LOG_PROBS], {"hidden": logits.hidden})[0]
+
+    def timestamp_logits(self, hidden: np.ndarray, first: int) -> np.ndarray:
+        """Exact FP32 logits (rows, vocab - first) of the tokens from `first` on (the
+        timestamps), from their embedding rows, read once and kept (3 MB)."""
+        if self._tail is None or self._tail[0] != first:
+            self._tail = (first, np.ascontiguousarray(self._embeddings[np.arange(first, self.vocab_size)].T))
+        # einsum, not `@`: a product this size wakes numpy's BLAS threads, which then spin on
+        # the cores the next decoder step needs (its step 12 -> 23 ms, AMD EPYC, 2 threads).
+        return np.einsum("ij,jk->ik", hidden, self._tail[1])
+
+    def step_log_probs(self, input_ids: np.ndarray, self_kv: list, cross_kv: list) -> tuple[np.ndarray, list]:
+        """One token per row: (log_softmax of its FP32 logits (rows, vocab), new self K/V).
+        The decoder's bounded head scores no position (it would pick argmax candidates,
+        which beam search does not use: ~3 ms of a 5-row step); the last position's hidden
+        state goes through the FP32 head instead."""
+        feeds = self._feeds(input_ids, self_kv, cross_kv)
+        feeds["logit_mask"] = self._no_mask
+        feeds[HEAD_POSITIONS] = self._no_positions
+        states, *present = self._timed_run(self.decoder, self._hidden_fetch, feeds)
+        hidden = np.ascontiguousarray(states[:, -1])
+        return self.log_probs(BoundedLogits(hidden, None, self._no_mask, self)), present
 
     def _run(self, feeds: dict, mask: np.ndarray | None, positions: np.ndarray | None = None) -> tuple[BoundedLogits, list]:
         mask = self._no_mask if mask is None else mask
@@ -292,6 +352,10 @@ class BoundedLogits:
     def columns(self, ids) -> np.ndarray:
         """Exact logits (B, len(ids)) of some tokens."""
         return self._sessions.exact_logits(self.hidden, ids)
+
+    def row_columns(self, row: int, ids) -> np.ndarray:
+        """Exact logits (len(ids),) of some tokens in one row."""
+        return self._sessions.exact_logits(self.hidden[row : row + 1], ids)[0]
 
     def full(self) -> np.ndarray:
         """Exact logits (B, vocab), the mask added."""

@@ -14,17 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from whisper_ort.core.decoders import BoundedLogits, WhisperSessions
+from whisper_ort.core.decoders import BoundedLogits, WhisperSessions, log_softmax
 from whisper_ort.core.tokenizer import WhisperTokenizer
 
 NEG_INF = np.float32(-np.inf)
 MAX_POSITIONS = 448  # the decoder's positions: prompt + generated tokens
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    top = logits.max(axis=-1, keepdims=True)
-    shifted = logits - top
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _drop_rows(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -150,6 +144,12 @@ class SuppressAtBegin:
                 logits[row, self.ids] = NEG_INF
 
 
+def _logsumexp(values: np.ndarray) -> float:
+    """log(sum(exp(values))) of a 1-D array; -inf when every value is -inf."""
+    top = values.max()
+    return top + np.log(np.exp(values - top).sum()) if np.isfinite(top) else -np.inf
+
+
 class TimestampRules:
     """transformers' WhisperTimeStampLogitsProcessor (openai/whisper's ApplyTimestampRules)."""
 
@@ -160,6 +160,17 @@ class TimestampRules:
         self.max_initial = max_initial_timestamp_index
 
     def apply(self, logits: np.ndarray, tokens: list[list[int]]) -> None:
+        self.static(logits, tokens)
+        for row in range(len(tokens)):
+            # If all timestamps together are likelier than any single text token, take a timestamp.
+            row_logits = logits[row].astype(np.float64)
+            top = row_logits.max()
+            logprobs = row_logits - (top + np.log(np.exp(row_logits - top).sum()))
+            if _logsumexp(logprobs[self.begin :]) > logprobs[: self.begin].max():
+                logits[row, : self.begin] = NEG_INF
+
+    def static(self, logits: np.ndarray, tokens: list[list[int]]) -> None:
+        """The rules that depend on the tokens so far only (not on this step's logits)."""
         logits[:, self.no_timestamps] = NEG_INF
         for row, seq in enumerate(tokens):
             last_ts = len(seq) >= 1 and seq[-1] >= self.begin
@@ -177,15 +188,26 @@ class TimestampRules:
                 logits[row, : self.begin] = NEG_INF
                 if self.max_initial is not None:
                     logits[row, self.begin + self.max_initial + 1 :] = NEG_INF
-            # If all timestamps together are likelier than any single text token, take a timestamp.
-            row_logits = logits[row].astype(np.float64)
-            top = row_logits.max()
-            logprobs = row_logits - (top + np.log(np.exp(row_logits - top).sum()))
-            ts = logprobs[self.begin :]
-            ts_top = ts.max()
-            ts_logprob = ts_top + np.log(np.exp(ts - ts_top).sum()) if np.isfinite(ts_top) else -np.inf
-            if ts_logprob > logprobs[: self.begin].max():
-                logits[row, : self.begin] = NEG_INF
+
+    def choose(self, logits: BoundedLogits, ts_logits: np.ndarray, text_open: np.ndarray) -> np.ndarray:
+        """apply() then argmax, from bounded logits: the step ran with the static rules'
+        mask and every timestamp -inf, so its candidates are the text argmax's; ts_logits
+        (rows, timestamps): the timestamps' exact logits, static mask added; text_open: rows
+        with a text token allowed. The timestamps win when their log-sum-exp exceeds the best
+        text logit (apply's comparison: the normalizer is on both sides), and then their
+        argmax; else the text argmax (no single timestamp can beat it then)."""
+        rows, candidates = logits.candidates
+        out = np.empty(len(ts_logits), dtype=np.int64)
+        for row, ts in enumerate(ts_logits):
+            text_id, text_best = -1, -np.inf
+            if text_open[row]:
+                ids = candidates[rows == row]
+                if len(ids) == 0:  # NaN in the head: every text token the mask allows
+                    ids = np.flatnonzero(np.isfinite(logits.mask[min(row, len(logits.mask) - 1), : self.begin]))
+                scores = logits.row_columns(row, ids)  # ids ascending: ties go to the lowest, as np.argmax's
+                text_id, text_best = int(ids[int(np.argmax(scores))]), float(scores.max())
+            out[row] = self.begin + int(np.argmax(ts)) if _logsumexp(ts.astype(np.float64)) > text_best else text_id
+        return out
 
 
 def suppress_token_ids(requested, model_list, vocab_size: int) -> list[int]:
@@ -252,16 +274,57 @@ class GreedyDecoder:
             self.filters.append(TimestampRules(tokenizer, options.max_initial_timestamp_index))
         lang_ids = np.array(sorted(tokenizer.ids.lang_to_id.values()), dtype=np.int64)
         self.lang_ids = lang_ids
-        # Timestamp rules weigh all timestamp tokens' probabilities: they need every logit.
-        # The other filters only set -inf, the same before the first token and after it: the
-        # mha decoder takes them as a mask and returns the few tokens that can be the argmax.
-        self.full_logits = options.full_logits or any(isinstance(f, TimestampRules) for f in self.filters)
+        # The filters other than the timestamp rules only set -inf, the same before the first
+        # token and after it: the mha decoder takes them as a mask and returns the few tokens
+        # that can be the argmax. The timestamp rules change with the tokens and weigh all
+        # timestamps' probabilities: the mha decoder takes their static part as a mask per
+        # step, and TimestampRules.choose() weighs the timestamps' exact logits against the
+        # best text token's. Every logit is needed only for log-probabilities (sampling,
+        # temperature fallback), by the export variant, and with options.full_logits.
+        self.timestamp_rules = next((f for f in self.filters if isinstance(f, TimestampRules)), None)
+        self.full_logits = options.full_logits or self.timestamp_rules is not None
         self.masks = None if self.full_logits else (self._mask([]), self._mask([tokenizer.ids.eot]))
+        self.bounded_timestamps = self.timestamp_rules is not None and not options.full_logits and hasattr(sessions, "timestamp_logits")
 
     def _speculates(self, batch: int, full_logits: bool) -> bool:
         """Speculative decoding where it is exact and applies: greedy on the bounded head,
         one row, a decoder with a draft and a check of several positions."""
         return bool(self.options.draft_tokens) and batch == 1 and not full_logits and hasattr(self.sessions, "draft_step")
+
+    def _timestamp_masks(self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For rows that have produced `rows` so far: (the step's mask (rows, vocab): the
+        filters' static -inf and every timestamp -inf, so the bounded head's candidates are
+        the text argmax's; the timestamps' own mask (rows, timestamps); whether each row has
+        a text token left)."""
+        begin = self.timestamp_rules.begin
+        mask = np.zeros((len(rows), self.sessions.vocab_size), dtype=np.float32)
+        for f in self.filters:
+            (f.static if f is self.timestamp_rules else f.apply)(mask, rows)
+        ts_mask = mask[:, begin:].copy()
+        mask[:, begin:] = NEG_INF
+        return mask, ts_mask, np.isfinite(mask[:, :begin]).any(axis=1)
+
+    def _timestamp_choice(self, logits: BoundedLogits, ts_mask: np.ndarray, text_open: np.ndarray) -> np.ndarray:
+        """Each row's next token under the timestamp rules, from bounded logits a step
+        computed with _timestamp_masks' mask (TimestampRules.choose)."""
+        rules = self.timestamp_rules
+        return rules.choose(logits, self.sessions.timestamp_logits(logits.hidden, rules.begin) + ts_mask, text_open)
+
+    def _timestamp_verifier(self):
+        """The speculative loop's check under the timestamp rules: (the draft's mask after
+        some tokens: the static rules, timestamps allowed; the verifier's (step mask, choice)
+        for the positions after each of several token lists)."""
+
+        def draft_mask(tokens: list[int]) -> np.ndarray:
+            mask, ts_mask, _ = self._timestamp_masks([tokens])
+            mask[:, self.timestamp_rules.begin :] = ts_mask
+            return mask
+
+        def check(rows: list[list[int]]):
+            mask, ts_mask, text_open = self._timestamp_masks(rows)
+            return mask, lambda logits: self._timestamp_choice(logits, ts_mask, text_open)
+
+        return draft_mask, check
 
     def _mask(self, tokens: list[int]) -> np.ndarray:
         """The filters' -inf for a row that has produced `tokens` so far, as (1, vocab) 0 / -inf."""
@@ -289,7 +352,7 @@ class GreedyDecoder:
             scores = logits.columns(self.lang_ids) if isinstance(logits, BoundedLogits) else logits[:, self.lang_ids]
         else:
             scores = sot_logits[:, self.lang_ids]
-        probs = np.exp(_log_softmax(np.asarray(scores, dtype=np.float64)))
+        probs = np.exp(log_softmax(np.asarray(scores, dtype=np.float64)))
         codes = [self.tokenizer.id_to_lang[int(t)] for t in self.lang_ids]
         return [int(self.lang_ids[i]) for i in np.argmax(scores, axis=-1)], [dict(zip(codes, map(float, row))) for row in probs]
 
@@ -316,8 +379,11 @@ class GreedyDecoder:
         prompts = np.array([list(prefix or []) + self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
         max_new_tokens = min(self.options.max_new_tokens, MAX_POSITIONS - prompts.shape[1])
         sampling = temperature > 0
-        full_logits = self.full_logits or sampling or with_logprobs
-        first_mask, later_mask = (None, None) if full_logits else self.masks
+        bounded_ts = self.bounded_timestamps and not (sampling or with_logprobs)
+        full_logits = (self.full_logits or sampling or with_logprobs) and not bounded_ts
+        first_mask, later_mask = (None, None) if full_logits or bounded_ts else self.masks
+        if bounded_ts:
+            first_mask, ts_mask, text_open = self._timestamp_masks([[] for _ in range(batch)])
         logits, self_kv, cross_kv = self.sessions.first_step(prompts, encoder_states, mask=first_mask)
         t_first = time.perf_counter() - t0
 
@@ -333,12 +399,16 @@ class GreedyDecoder:
         speculating = self._speculates(batch, full_logits)
         if speculating:  # greedy's tokens, several a forward (core/speculative.py)
             from whisper_ort.core.speculative import draft_cross, speculative_greedy  # it imports this module
+            first = self._timestamp_choice(logits, ts_mask, text_open) if bounded_ts else logits.argmax()
             tokens[0], flags[0], speculation = speculative_greedy(
-                self.sessions, int(logits.argmax()[0]), self_kv, cross_kv, draft_cross(cross_kv, n_samples), later_mask,
-                eot, max_new_tokens, self.options.max_repeats, self.options.draft_tokens)
+                self.sessions, int(first[0]), self_kv, cross_kv, draft_cross(cross_kv, n_samples), later_mask,
+                eot, max_new_tokens, self.options.max_repeats, self.options.draft_tokens,
+                self._timestamp_verifier() if bounded_ts else None)
             steps = speculation.forwards
         while not speculating:
-            if isinstance(logits, BoundedLogits) and not full_logits:
+            if bounded_ts:
+                next_ids = self._timestamp_choice(logits, ts_mask, text_open)
+            elif isinstance(logits, BoundedLogits) and not full_logits:
                 next_ids = logits.argmax()  # the filters' mask went in with the step
             else:
                 if isinstance(logits, BoundedLogits):
@@ -352,7 +422,7 @@ class GreedyDecoder:
                     # argmax over the last position only; logits are already (rows, vocab)
                     next_ids = np.argmax(logits, axis=-1)
                 if sum_logprob is not None:
-                    sum_logprob[active] += _log_softmax(logits)[np.arange(len(active)), next_ids]
+                    sum_logprob[active] += log_softmax(logits)[np.arange(len(active)), next_ids]
             keep = []
             for i, row in enumerate(active):
                 tok = int(next_ids[i])
@@ -380,7 +450,10 @@ class GreedyDecoder:
                 cross_owned = True
                 next_ids = next_ids[idx]
                 active = active[idx]
-            logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv, mask=later_mask)
+            mask = later_mask
+            if bounded_ts:
+                mask, ts_mask, text_open = self._timestamp_masks([tokens[r] for r in active])
+            logits, self_kv = self.sessions.step(next_ids.reshape(-1, 1).astype(np.int64), self_kv, cross_kv, mask=mask)
             steps += 1
         t_loop = time.perf_counter() - t1
         t_in_ort = self.sessions.t_step_run - in_ort0

@@ -68,7 +68,7 @@ class SessionConfig:
         are long, so spinning gains it nothing, and threads spinning after its run take the
         cores from the decoder that runs next: 3 files, sum of p50 (AMD EPYC, 2 threads),
         1.654 s spinning, 1.551 s not, 1.513 s with the shared pool. role="head" (the full
-        projection, logits_head.onnx, run between token steps for timestamps and beam search)
+        projection, logits_head.onnx, run between token steps for beam search and log-probabilities)
         does not spin either, for the same reason: a 5-row beam step took 27 ms (median, in
         the search) with the head's threads spinning, 16 ms without; beam 5 per file -25-33 %.
         With spin_stop (the default) the decoder and the head spin only while they run: each

@@ -14,7 +14,9 @@ Every token is the verifier's argmax given the tokens before it, so the output i
 whatever the draft guesses; the draft only decides how many tokens each forward yields.
 End of text, max_new_tokens and the repetition cut are applied token by token, as the
 plain loop (core/decoding.py) does. One row at a time (batch 1): rows accept different
-counts, so batched windows keep the plain loop.
+counts, so batched windows keep the plain loop. With timestamps, the token at each checked
+position is the timestamp rules' choice under that position's own mask (the rules depend
+on the tokens before it), and the draft guesses under the rules' static mask.
 """
 
 from __future__ import annotations
@@ -59,11 +61,14 @@ def _cut(kv: list[np.ndarray], length: int) -> list[np.ndarray]:
 
 
 def speculative_greedy(sessions, first_token: int, self_kv: list, cross_kv: list, draft_cross: list, mask: np.ndarray,
-                       eot: int, max_new_tokens: int, max_repeats: int, k: int) -> tuple[list[int], list[str], Speculation]:
+                       eot: int, max_new_tokens: int, max_repeats: int, k: int, timestamps=None) -> tuple[list[int], list[str], Speculation]:
     """Greedy's tokens for one row after its prompt step: (tokens, flags, Speculation).
-    first_token: the prompt step's argmax; self_kv: the prompt's K/V; cross_kv: the
+    first_token: the prompt step's greedy token; self_kv: the prompt's K/V; cross_kv: the
     window's, draft_cross: the same, maybe cut to the frames with audio, for the draft;
-    mask: the filters' 0 / -inf after the first token."""
+    mask: the filters' 0 / -inf after the first token. timestamps: None, or the timestamp
+    rules' (draft_mask(tokens), check(token lists) -> (verify mask, choice(logits)))
+    (GreedyDecoder._timestamp_verifier): their masks change with the tokens, so each
+    checked position gets its own, and its token is the rules' choice, not the argmax."""
     tokens: list[int] = []
     flags: list[str] = []
     stats = Speculation()
@@ -90,14 +95,20 @@ def speculative_greedy(sessions, first_token: int, self_kv: list, cross_kv: list
         guesses: list[int] = []
         draft_kv, token = self_kv, last
         while len(guesses) < room:
-            token, draft_kv = sessions.draft_step(token, draft_kv, draft_cross, mask)
+            draft_mask = mask if timestamps is None else timestamps[0](tokens + guesses)
+            token, draft_kv = sessions.draft_step(token, draft_kv, draft_cross, draft_mask)
             guesses.append(token)
             stats.draft_steps += 1
             if token == eot:
                 break
         ids = np.array([[last, *guesses]], dtype=np.int64)
-        logits, present = sessions.verify(ids, self_kv, cross_kv, mask)
-        verified = logits.argmax()
+        if timestamps is None:
+            logits, present = sessions.verify(ids, self_kv, cross_kv, mask)
+            verified = logits.argmax()
+        else:  # position j follows tokens + guesses[:j]
+            verify_mask, choice = timestamps[1]([tokens + guesses[:j] for j in range(len(guesses) + 1)])
+            logits, present = sessions.verify(ids, self_kv, cross_kv, verify_mask)
+            verified = choice(logits)
         stats.forwards += 1
         stats.drafted += len(guesses)
         kept = 0
