@@ -196,6 +196,25 @@ def test_beam_records_are_labelled_and_not_taken_for_greedy(study):
     assert "beam search with 5 beams" in text and "greedy decoding" not in text
 
 
+def test_beam_compare_gets_its_own_section_beside_the_greedy_table(study):
+    """Records in compare_beam5/ (the peers notebook's beam run): a section with their
+    table under Peers; the greedy table stays the greedy run's, and no section without them."""
+    bench = study["results"] / "benchmarks"
+    assert "### Beam search" not in _build(study, plots=False)
+    beam = [_record(impl, f, r, scale=scale) for r in range(2) for f in FILES for impl, scale in (("whisper_ort", 1.5), ("faster_whisper", 2.4))]
+    write_records(bench / "compare_beam5", beam, stem="records")
+    write_json(bench / "compare_beam5" / "summary.json", {"created": "2025-11-25T11:40:00+00:00", "repeats": 2, "warmup": 1, "beam_size": 5,
+                                                          "environment": {"cpu_model": "Test CPU 9000", "cpu_count": 2}})
+    (bench / "compare_beam_x").mkdir()  # not a beam size: ignored
+    assert load.beam_compare_sizes(paths.StudyPaths.from_results(study["results"])) == [5]
+    text = _build(study, plots=False)
+    greedy, beam_part = text.split("### Beam search (5 beams)")
+    assert "greedy decoding" in greedy and "| faster_whisper | 2 | 3 | 0 | 1.761 | 1.98x |" in greedy
+    beam_part = beam_part.split("\n## ")[0]
+    assert "compare --beam-size 5" in beam_part and "Test CPU 9000" in beam_part
+    assert "| faster_whisper | 2 | 3 | 0 |" in beam_part and "| 1.59x |" in beam_part and "hf_generate" not in beam_part
+
+
 def test_fidelity_and_diffs(study):
     texts = tables.gather_texts(paths.StudyPaths.from_results(study["results"]))
     assert set(texts) == {"whisper_ort", "faster_whisper", "hf_generate"}

@@ -77,9 +77,17 @@ def load_thread_runs(paths: StudyPaths) -> tuple[pd.DataFrame | None, dict]:
     return pd.concat(frames, ignore_index=True), summaries
 
 
-def load_compare(paths: StudyPaths) -> tuple[pd.DataFrame | None, dict | None]:
-    folder = paths.compare_dir
+def load_compare(paths: StudyPaths, beam_size: int = 1) -> tuple[pd.DataFrame | None, dict | None]:
+    """The greedy compare run's records and summary (beam_size > 1: that beam run's)."""
+    folder = paths.compare_dir if beam_size == 1 else paths.beam_compare_dir(beam_size)
     return load_records(folder / "records.json"), load_summary(folder / "summary.json")
+
+
+def beam_compare_sizes(paths: StudyPaths) -> list[int]:
+    """The beam sizes with a compare run on disk (<bench_dir>/compare_beam<N>/), ascending."""
+    prefix = paths.beam_compare_dir(0).name[:-1]
+    sizes = [d.name[len(prefix):] for d in paths.bench_dir.glob(f"{prefix}*") if (d / "records.json").is_file()]
+    return sorted(int(n) for n in sizes if n.isdigit() and int(n) > 1)
 
 
 def compare_mismatch(summary: dict | None, implementations: list[str], beam_size: int = 1) -> str | None:

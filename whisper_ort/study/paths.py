@@ -6,6 +6,7 @@ read or write. A leaf module (pathlib only): measure's command-line defaults com
         threads/<N>/inference_per_file.json                 thread scaling
         hardware.json                                       GEMM peak, bandwidth, floors
         compare/records.json, summary.json                  whisper_ort vs its peers
+        compare_beam5/records.json, summary.json            the same with 5 beams (beam search's peers)
         levers/levers.json, levers.md                       performance levers
         longform/longform.json, longform.md                 long audio (measure.longbench)
         serving/serving.json, serving.md                    concurrent clients (measure.serving)
@@ -87,6 +88,10 @@ class StudyPaths:
     @property
     def compare_dir(self) -> Path:
         return self.bench_dir / "compare"
+
+    def beam_compare_dir(self, beam_size: int) -> Path:
+        """A `compare --beam-size N` run's records: beside the greedy one, never over it."""
+        return self.bench_dir / f"compare_beam{beam_size}"
 
     @property
     def levers_dir(self) -> Path:

@@ -21,6 +21,7 @@ from whisper_ort.measure.records import write_atomic
 from whisper_ort.study.load import (
     _latest_date,
     _read_json,
+    beam_compare_sizes,
     load_compare,
     load_floors,
     load_latency,
@@ -235,6 +236,15 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
         out.append(img(plot_peers_stages, compare_df, alt="peers stages", note=cmp_note))
     else:
         out.append(missing("compare records (results/benchmarks/compare/records.json)", "whisper-ort compare"))
+    for beams in beam_compare_sizes(paths):
+        beam_df, beam_summary = load_compare(paths, beams)
+        if beam_df is None or beam_df.empty:
+            continue
+        files_t, impls_t = peers_table(beam_df, beam_summary)
+        out += ["", f"### Beam search ({beams} beams)", "",
+                f"The implementations with a beam search of their own, {beams} beams, measured as the greedy table "
+                f"(`whisper-ort compare --beam-size {beams}`, records in {rel(paths.beam_compare_dir(beams))}/): {run_note(beam_df, beam_summary)}.",
+                "", peers_md(files_t, impls_t)]
 
     # performance levers (python -m whisper_ort.measure.levers)
     out += ["", "## Performance levers", ""]
