@@ -24,6 +24,7 @@ from whisper_ort.build.export import _swap_in, check_manifest, write_manifest
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
     CONFIGS,
+    CROSS_LAYOUT,
     CROSS_ROWS,
     DECODER_DRAFT,
     DECODER_MHA,
@@ -141,7 +142,7 @@ def _is_current_mha(folder: Path) -> bool:
     """A folder built by an older build_mha (no logits_head.onnx or draft, decoder without
     bounded logits, without the word-timestamp outputs, with cross K/V per row, a head of
     the last position only or int8 head rows, encoder with SkipLayerNormalization, a
-    logits head without log_softmax) is rebuilt, not reused."""
+    logits head without log_softmax, cross V not transposed) is rebuilt, not reused."""
     import onnx
 
     if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD, DECODER_DRAFT)):
@@ -159,6 +160,7 @@ def _is_current_mha(folder: Path) -> bool:
             and HEAD_POSITIONS in {i.name for i in decoder.input}
             and any(n.name == "head/int8" and len(n.input) == 4 for n in decoder.node)  # uint8 rows: exact on AVX2
             and {p.key: p.value for p in decoder_model.metadata_props}.get(CROSS_ROWS[0]) == CROSS_ROWS[1]
+            and {p.key: p.value for p in decoder_model.metadata_props}.get(CROSS_LAYOUT[0]) == CROSS_LAYOUT[1]
             and not any(n.op_type == "SkipLayerNormalization" for n in encoder.node))
 
 

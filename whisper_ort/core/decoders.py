@@ -25,6 +25,7 @@ import onnxruntime as ort
 
 from whisper_ort.core.folder import (
     ALIGNMENT_OUTPUTS,
+    CROSS_LAYOUT,
     CROSS_ROWS,
     DECODER_DRAFT,
     DECODER_FIRST,
@@ -189,14 +190,17 @@ class MhaSessions(WhisperSessions):
             raise ModelError(f"{self.folder / DECODER_MHA}: {vocab} logits, config.json says {self.vocab_size}")
         if HEAD_POSITIONS not in {i.name for i in self.decoder.get_inputs()}:
             raise ModelError(f"{self.folder / DECODER_MHA}: an older graph whose head scores the last position only (rebuild with `whisper-ort optimize`)")
-        if self.decoder.get_modelmeta().custom_metadata_map.get(CROSS_ROWS[0]) != CROSS_ROWS[1]:
+        meta = self.decoder.get_modelmeta().custom_metadata_map
+        if meta.get(CROSS_ROWS[0]) != CROSS_ROWS[1]:
             raise ModelError(f"{self.folder / DECODER_MHA}: an older graph with cross K/V per row (rebuild with `whisper-ort optimize --force`)")
+        if meta.get(CROSS_LAYOUT[0]) != CROSS_LAYOUT[1]:
+            raise ModelError(f"{self.folder / DECODER_MHA}: an older graph with cross V not transposed (rebuild with `whisper-ort optimize`)")
         missing = set(self._past + self._cross) - {i.name for i in self.decoder.get_inputs()}
         if missing or [o.name for o in self.encoder.get_outputs()] != self._cross or self._embeddings.shape != (self.vocab_size, self.d_model):
             raise ModelError(f"{self.folder}: encoder and {DECODER_MHA} do not fit together (rebuild with `whisper-ort optimize`)")
 
     def encode(self, mel: np.ndarray) -> list[np.ndarray]:
-        """Each layer's cross-attention K and V, (B, heads, frames, head_dim)."""
+        """Each layer's cross-attention K (B, heads, frames, head_dim) and V (B, heads, head_dim, frames)."""
         return self.encoder.run(None, {"input_features": mel})
 
     def batch_of(self, states: list[np.ndarray]) -> int:

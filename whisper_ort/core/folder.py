@@ -33,6 +33,9 @@ ALIGNMENT_OUTPUTS = ("alignment", "hidden_states")
 # The mha decoder's metadata entry saying its cross K/V hold one row per window (not per
 # row of the batch: beam search feeds its beams against one copy); older graphs lack it.
 CROSS_ROWS = ("cross_kv_rows", "window")
+# ... and that its cross V is laid out (B, heads, head_dim, frames), K (B, heads, frames,
+# head_dim): both are then the left operand of the attention products (build/decoder_graph.py).
+CROSS_LAYOUT = ("cross_v_layout", "heads_dims_frames")
 CONFIGS = ("config.json", "generation_config.json", "tokenizer.json", "preprocessor_config.json")
 REQUIRED = {
     "export": (ENCODER, DECODER_FIRST, DECODER_WITH_PAST, *CONFIGS),
