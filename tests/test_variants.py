@@ -148,3 +148,34 @@ def test_decoder_and_head_threads_park_at_the_end_of_a_run():
     parser = build_parser("transcribe")
     assert parser.parse_args(["transcribe", "x.wav"]).spin_stop is True
     assert parser.parse_args(["transcribe", "x.wav", "--keep-spinning"]).spin_stop is False
+
+
+def test_a_decoder_with_cross_v_not_transposed_is_refused_and_rebuilt(model_dir, tmp_path):
+    """A folder built before the cross V was transposed (decoder metadata without
+    cross_v_layout) would read V the wrong way round: optimize rebuilds it, and the
+    sessions refuse it with a message that says so, never wrong tokens."""
+    import shutil
+
+    import onnx
+
+    from whisper_ort.build.optimize import _is_current_mha
+    from whisper_ort.core.decoders import MhaSessions
+    from whisper_ort.core.folder import CROSS_LAYOUT, DECODER_MHA, ModelError, variant_dir
+
+    built = variant_dir(model_dir, "mha")
+    old = tmp_path / built.name
+    old.mkdir()
+    for f in built.iterdir():
+        if f.suffix == ".data":
+            shutil.copyfile(f, old / f.name)  # ONNX Runtime refuses external data behind a link out of the folder
+        elif f.name != DECODER_MHA:
+            (old / f.name).symlink_to(f.resolve())
+    decoder = onnx.load(str(built / DECODER_MHA), load_external_data=False)
+    kept = [p for p in decoder.metadata_props if p.key != CROSS_LAYOUT[0]]
+    assert len(kept) == len(decoder.metadata_props) - 1
+    del decoder.metadata_props[:]
+    decoder.metadata_props.extend(kept)
+    onnx.save(decoder, str(old / DECODER_MHA))  # its weights stay in the linked .data file
+    assert _is_current_mha(built) and not _is_current_mha(old)
+    with pytest.raises(ModelError, match="cross V not transposed"):
+        MhaSessions(old)
