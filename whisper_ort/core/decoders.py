@@ -293,6 +293,10 @@ class MhaSessions(WhisperSessions):
         appended). Speculative decoding's check of a draft (core/speculative.py)."""
         return self._run(self._feeds(input_ids, self_kv, cross_kv), mask, np.arange(input_ids.shape[1], dtype=np.int64))
 
+    def cut_cross(self, cross_kv: list[np.ndarray], frames: int) -> list[np.ndarray]:
+        """The cross K/V of the first `frames` frames, contiguous (the frames axis: 2 of K, 3 of V)."""
+        return [np.ascontiguousarray(a[..., :frames] if name.endswith("value") else a[:, :, :frames]) for name, a in zip(self._cross, cross_kv)]
+
     @property
     def draft(self) -> ort.InferenceSession:
         """The draft decoder (decoder_draft.onnx, 4-bit weights), loaded on first use."""

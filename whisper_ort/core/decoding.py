@@ -163,11 +163,14 @@ class TimestampRules:
         self.static(logits, tokens)
         for row in range(len(tokens)):
             # If all timestamps together are likelier than any single text token, take a timestamp.
-            row_logits = logits[row].astype(np.float64)
-            top = row_logits.max()
-            logprobs = row_logits - (top + np.log(np.exp(row_logits - top).sum()))
-            if _logsumexp(logprobs[self.begin :]) > logprobs[: self.begin].max():
+            if self.timestamps_win(logits[row, self.begin :], float(logits[row, : self.begin].max())):
                 logits[row, : self.begin] = NEG_INF
+
+    @staticmethod
+    def timestamps_win(ts_logits: np.ndarray, text_best: float) -> bool:
+        """The timestamps' summed probability beats the best text token's: their logits'
+        log-sum-exp exceeds its logit (the log-softmax normalizer is on both sides)."""
+        return _logsumexp(ts_logits.astype(np.float64)) > text_best
 
     def static(self, logits: np.ndarray, tokens: list[list[int]]) -> None:
         """The rules that depend on the tokens so far only (not on this step's logits)."""
@@ -206,7 +209,7 @@ class TimestampRules:
                     ids = np.flatnonzero(np.isfinite(logits.mask[min(row, len(logits.mask) - 1), : self.begin]))
                 scores = logits.row_columns(row, ids)  # ids ascending: ties go to the lowest, as np.argmax's
                 text_id, text_best = int(ids[int(np.argmax(scores))]), float(scores.max())
-            out[row] = self.begin + int(np.argmax(ts)) if _logsumexp(ts.astype(np.float64)) > text_best else text_id
+            out[row] = self.begin + int(np.argmax(ts)) if self.timestamps_win(ts, text_best) else text_id
         return out
 
 
@@ -401,7 +404,7 @@ class GreedyDecoder:
             from whisper_ort.core.speculative import draft_cross, speculative_greedy  # it imports this module
             first = self._timestamp_choice(logits, ts_mask, text_open) if bounded_ts else logits.argmax()
             tokens[0], flags[0], speculation = speculative_greedy(
-                self.sessions, int(first[0]), self_kv, cross_kv, draft_cross(cross_kv, n_samples), later_mask,
+                self.sessions, int(first[0]), self_kv, cross_kv, draft_cross(self.sessions, cross_kv, n_samples), later_mask,
                 eot, max_new_tokens, self.options.max_repeats, self.options.draft_tokens,
                 self._timestamp_verifier() if bounded_ts else None)
             steps = speculation.forwards

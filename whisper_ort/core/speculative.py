@@ -46,16 +46,13 @@ DRAFT_MARGIN_FRAMES = 100
 SAMPLES_PER_FRAME = 320  # the encoder's 20 ms frames at 16 kHz
 
 
-def draft_cross(cross_kv: list[np.ndarray], n_samples: list[int] | None) -> list[np.ndarray]:
+def draft_cross(sessions, cross_kv: list[np.ndarray], n_samples: list[int] | None) -> list[np.ndarray]:
     """The window's cross K/V cut to the frames of its audio (one row), contiguous: the
-    draft reads them every guess. Unknown length: all frames. cross_kv: each layer's K
-    (1, heads, frames, head_dim) then V (1, heads, head_dim, frames)."""
+    draft reads them every guess. Unknown length: all frames."""
     frames = cross_kv[0].shape[2]
     if n_samples:
         frames = min(frames, -(-int(n_samples[0]) // SAMPLES_PER_FRAME) + DRAFT_MARGIN_FRAMES)
-    if frames == cross_kv[0].shape[2]:
-        return cross_kv
-    return [np.ascontiguousarray(a[:, :, :frames] if i % 2 == 0 else a[..., :frames]) for i, a in enumerate(cross_kv)]
+    return cross_kv if frames == cross_kv[0].shape[2] else sessions.cut_cross(cross_kv, frames)
 
 
 def _cut(kv: list[np.ndarray], length: int) -> list[np.ndarray]:

@@ -143,7 +143,7 @@ def self_draft(transcriber, paths: list[Path], ks=(4,), rounds: int = 3) -> dict
                 first = int(logits.argmax()[0])
                 start = time.perf_counter()
                 if k:
-                    tokens, _, spec = speculative_greedy(sessions, first, self_kv, cross, draft_cross(cross, [n_samples]), later_mask,
+                    tokens, _, spec = speculative_greedy(sessions, first, self_kv, cross, draft_cross(sessions, cross, [n_samples]), later_mask,
                                                          tok.ids.eot, 440, 12, k)
                 else:
                     tokens, t = [], first
