@@ -103,7 +103,7 @@ class Transcriber:
         self.sessions = open_sessions(self.model_dir, options.session)
         gen = self.sessions.configs["generation_config.json"]
         tok_path = Path(options.tokenizer_json) if options.tokenizer_json else self.model_dir / "tokenizer.json"
-        self.tokenizer = WhisperTokenizer(tok_path, gen, self.sessions.vocab_size)
+        self.tokenizer = WhisperTokenizer(tok_path, gen, self.sessions.vocab_size, bytes_table=not options.tokenizer_json)
         self._decoders: dict[DecodingOptions, GreedyDecoder] = {}
         self.load_time_s = time.perf_counter() - t0
 
