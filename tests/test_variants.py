@@ -150,17 +150,13 @@ def test_decoder_and_head_threads_park_at_the_end_of_a_run():
     assert parser.parse_args(["transcribe", "x.wav", "--keep-spinning"]).spin_stop is False
 
 
-def test_a_decoder_with_cross_v_not_transposed_is_refused_and_rebuilt(model_dir, tmp_path):
-    """A folder built before the cross V was transposed (decoder metadata without
-    cross_v_layout) would read V the wrong way round: optimize rebuilds it, and the
-    sessions refuse it with a message that says so, never wrong tokens."""
+def _aged_folder(model_dir, tmp_path, age):
+    """A copy of the mha folder whose decoder graph `age(model)` made older (weights shared)."""
     import shutil
 
     import onnx
 
-    from whisper_ort.build.optimize import _is_current_mha
-    from whisper_ort.core.decoders import MhaSessions
-    from whisper_ort.core.folder import CROSS_LAYOUT, DECODER_MHA, ModelError, variant_dir
+    from whisper_ort.core.folder import DECODER_MHA, variant_dir
 
     built = variant_dir(model_dir, "mha")
     old = tmp_path / built.name
@@ -171,11 +167,48 @@ def test_a_decoder_with_cross_v_not_transposed_is_refused_and_rebuilt(model_dir,
         elif f.name != DECODER_MHA:
             (old / f.name).symlink_to(f.resolve())
     decoder = onnx.load(str(built / DECODER_MHA), load_external_data=False)
-    kept = [p for p in decoder.metadata_props if p.key != CROSS_LAYOUT[0]]
-    assert len(kept) == len(decoder.metadata_props) - 1
-    del decoder.metadata_props[:]
-    decoder.metadata_props.extend(kept)
-    onnx.save(decoder, str(old / DECODER_MHA))  # its weights stay in the linked .data file
+    age(decoder)
+    onnx.save(decoder, str(old / DECODER_MHA))  # its weights stay in the copied .data file
+    return built, old
+
+
+def test_a_decoder_with_cross_v_not_transposed_is_refused_and_rebuilt(model_dir, tmp_path):
+    """A folder built before the cross V was transposed (decoder metadata without
+    cross_v_layout) would read V the wrong way round: optimize rebuilds it, and the
+    sessions refuse it with a message that says so, never wrong tokens."""
+    from whisper_ort.build.optimize import _is_current_mha
+    from whisper_ort.core.decoders import MhaSessions
+    from whisper_ort.core.folder import CROSS_LAYOUT, ModelError
+
+    def drop_layout(decoder):
+        kept = [p for p in decoder.metadata_props if p.key != CROSS_LAYOUT[0]]
+        assert len(kept) == len(decoder.metadata_props) - 1
+        del decoder.metadata_props[:]
+        decoder.metadata_props.extend(kept)
+
+    built, old = _aged_folder(model_dir, tmp_path, drop_layout)
     assert _is_current_mha(built) and not _is_current_mha(old)
     with pytest.raises(ModelError, match="cross V not transposed"):
+        MhaSessions(old)
+
+
+def test_a_decoder_listing_candidates_by_nonzero_is_refused_and_rebuilt(model_dir, tmp_path):
+    """Before the head returned its candidate mask, it listed the candidates with NonZero
+    as (2, n) pairs: read as a mask they would be wrong tokens. Rebuilt and refused."""
+    from onnx import TensorProto, helper
+
+    from whisper_ort.build.optimize import _is_current_mha
+    from whisper_ort.core.decoders import MhaSessions
+    from whisper_ort.core.folder import ModelError
+
+    def list_by_nonzero(decoder):
+        graph = decoder.graph
+        (reaches,) = [n for n in graph.node if n.output[0] == "candidate_mask"]
+        reaches.output[0] = "reaches"
+        graph.node.append(helper.make_node("NonZero", ["reaches"], ["candidates"], name="head/candidates"))
+        graph.output[1].CopyFrom(helper.make_tensor_value_info("candidates", TensorProto.INT64, [2, "candidates"]))
+
+    built, old = _aged_folder(model_dir, tmp_path, list_by_nonzero)
+    assert _is_current_mha(built) and not _is_current_mha(old)
+    with pytest.raises(ModelError, match="listed by NonZero"):
         MhaSessions(old)

@@ -105,7 +105,7 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
               helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["tokens"]),
               helper.make_tensor_value_info("logit_mask", TensorProto.FLOAT, ["mask_rows", vocab]),
               helper.make_tensor_value_info(HEAD_POSITIONS, TensorProto.INT64, ["scored"])]
-    head_outputs = {"hidden": (TensorProto.FLOAT, ["rows", d_model]), "candidates": (TensorProto.INT64, [2, "candidates"]),
+    head_outputs = {"hidden": (TensorProto.FLOAT, ["rows", d_model]), "candidate_mask": (TensorProto.BOOL, ["rows", vocab]),
             "lower": (TensorProto.FLOAT, ["rows", vocab]), "upper": (TensorProto.FLOAT, ["rows", vocab])}
     outputs = [helper.make_tensor_value_info(name, *head_outputs[name]) for name in MHA_HEAD_OUTPUTS]
     for i in range(n_layers):
@@ -202,7 +202,7 @@ def build_decoder(w: dict[str, np.ndarray], n_layers: int, vocab: int, d_model: 
 
 def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: int = EXACT_DIMS) -> None:
     """Outputs `lower` and `upper` with lower <= logit <= upper for every token, from a
-    quarter of the output projection's bytes, and `candidates` (2, n: row, token): greedy
+    quarter of the output projection's bytes, and `candidate_mask` (rows, vocab): greedy
     decoding only needs the argmax, and only tokens whose upper end reaches their row's
     best lower end can be it (after the input `logit_mask`, 0 or -inf per token); those few
     (1 at the median, at most 30 over the sample files) are then scored exactly from their FP32
@@ -263,8 +263,9 @@ def _bounded_head(g: _Graph, hidden: str, w: dict[str, np.ndarray], exact_dims: 
     g.node("Add", [lower, "logit_mask"], ["lower"], name="head/lower")
     g.node("Add", [upper, "logit_mask"], ["upper"], name="head/upper")
     (best_lower,) = g.node("ReduceMax", ["lower", axis], name="head/best_lower", keepdims=1)
-    (reaches,) = g.node("GreaterOrEqual", ["upper", best_lower], name="head/reaches")
-    g.node("NonZero", [reaches], ["candidates"], name="head/candidates")
+    # The mask itself is the output: ONNX Runtime's NonZero took 0.33 ms on one row and 1.19
+    # ms on five (a speculative check), numpy's flatnonzero of the mask 0.016 / 0.069 ms.
+    g.node("GreaterOrEqual", ["upper", best_lower], ["candidate_mask"], name="head/reaches")
 
 
 def build_logits_head(vocab: int, d_model: int, table_file: str, table_offset: int):

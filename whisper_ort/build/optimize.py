@@ -142,7 +142,8 @@ def _is_current_mha(folder: Path) -> bool:
     """A folder built by an older build_mha (no logits_head.onnx or draft, decoder without
     bounded logits, without the word-timestamp outputs, with cross K/V per row, a head of
     the last position only or int8 head rows, encoder with SkipLayerNormalization, a
-    logits head without log_softmax, cross V not transposed) is rebuilt, not reused."""
+    logits head without log_softmax, cross V not transposed, candidates by NonZero) is
+    rebuilt, not reused."""
     import onnx
 
     if not all((folder / name).is_file() for name in (DECODER_MHA, ENCODER, LOGITS_HEAD, DECODER_DRAFT)):

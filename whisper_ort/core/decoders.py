@@ -183,6 +183,8 @@ class MhaSessions(WhisperSessions):
 
     def _check_shapes(self) -> None:
         outputs = self.decoder.get_outputs()
+        if len(outputs) > 1 and outputs[1].name == "candidates":
+            raise ModelError(f"{self.folder / DECODER_MHA}: an older graph whose candidates are listed by NonZero (rebuild with `whisper-ort optimize`)")
         if tuple(o.name for o in outputs[: len(MHA_HEAD_OUTPUTS)]) != MHA_HEAD_OUTPUTS:
             raise ModelError(f"{self.folder / DECODER_MHA}: an older graph without the bounded logits (rebuild with `whisper-ort optimize --force`)")
         vocab = {o.name: o for o in outputs}["lower"].shape[-1]
@@ -262,7 +264,8 @@ class MhaSessions(WhisperSessions):
         fetch = self._fetch[self.fetch_bounds]
         heads = len(fetch) - len(self._present)
         outs = self._timed_run(self.decoder, fetch, feeds)
-        return BoundedLogits(*outs[:2], mask, self, *outs[2:heads]), outs[heads:]
+        candidates = np.divmod(np.flatnonzero(outs[1]), self.vocab_size)  # (rows, tokens), row-major as NonZero's
+        return BoundedLogits(outs[0], candidates, mask, self, *outs[2:heads]), outs[heads:]
 
     def _feeds(self, input_ids: np.ndarray, self_kv: list, cross_kv: list) -> dict:
         """A forward's inputs for the tokens `input_ids` (B, n) after the cached K/V (the
@@ -383,7 +386,7 @@ class BoundedLogits:
                 out[row] = int(np.argmax(self.full()[row]))
             elif len(candidates) == 1:
                 out[row] = candidates[0]
-            else:  # NonZero lists them in increasing id, so ties go to the lowest, as np.argmax's
+            else:  # the mask lists them in increasing id, so ties go to the lowest, as np.argmax's
                 out[row] = candidates[int(np.argmax(self._sessions.exact_logits(self.hidden[row : row + 1], candidates)[0]))]
             self.n_candidates.append(len(candidates))
         return out

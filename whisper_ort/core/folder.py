@@ -24,7 +24,9 @@ DECODER_DRAFT = "decoder_draft.onnx"  # the same decoder in 4-bit weights: specu
 LOGITS_HEAD = "logits_head.onnx"  # its FP32 output projection alone, over embed_tokens.npy (beam search, log-probabilities, --full-logits)
 HEAD_LOG_PROBS = "logprobs"  # logits_head.onnx's second output: log_softmax of the logits (beam search)
 EMBEDDINGS = "embed_tokens.npy"  # the mha decoder's token embeddings, read row by row
-MHA_HEAD_OUTPUTS = ("hidden", "candidates", "lower", "upper")  # the mha decoder's bounded logits
+# The mha decoder's bounded logits: its last hidden states, the mask of the tokens that can be
+# each row's argmax (rows, vocab; older graphs listed them with NonZero as "candidates"), the bounds.
+MHA_HEAD_OUTPUTS = ("hidden", "candidate_mask", "lower", "upper")
 HEAD_POSITIONS = "head_positions"  # the mha decoder's input: the positions its head scores (older graphs: the last only)
 # The mha decoder's outputs for word timestamps, fetched only by the one pass per window over
 # its whole sequence: the alignment heads' cross-attention (B, heads, T, frames) and every
