@@ -102,6 +102,7 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
     install_vad(src, log=log)  # Silero VAD for chunking="vad", into the export (both variants read it there)
     dst = variant_dir(src, "mha")
     if _is_current_mha(dst) and _is_built(dst, force, log):
+        _tokenizer_table(dst)
         return dst
     hf_dir = src.with_name(src.name + HF_FOLDER_SUFFIX)
     if not (hf_dir / "model.safetensors").is_file():
@@ -122,7 +123,18 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
         head = build_logits_head(*embeddings.shape, EMBEDDINGS, EmbeddingRows(build / EMBEDDINGS).data_offset)
         onnx.save_model(head, str(build / LOGITS_HEAD))
         _finish(src, build, dst, start, log)
+    _tokenizer_table(dst)
     return dst
+
+
+def _tokenizer_table(folder: Path) -> None:
+    """tokenizer_bytes.npz, made now rather than by the first start (0.6 s once: a cold start
+    timed right after a build would carry it); a cache, so outside the manifest."""
+    import json
+
+    from whisper_ort.core.tokenizer import WhisperTokenizer
+
+    WhisperTokenizer.from_folder(folder, int(json.loads((folder / "config.json").read_text())["vocab_size"]))
 
 
 RETIRED = ("fused", "merged", "merged-tied")  # variant folders older versions built beside the export
