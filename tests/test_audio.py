@@ -98,3 +98,15 @@ def test_missing_file(tmp_path):
 
 def test_duration_s():
     assert duration_s(np.zeros(24000, np.float32)) == 1.5
+
+
+@pytest.mark.parametrize("channels", [2, 3, 6, 7, 8, 9, 12])
+def test_downmix_equals_the_mean_of_the_channels(channels):
+    """The fast downmix gives numpy's (librosa's) mean to the bit, for interleaved (n,
+    channels) frames seen as (channels, n) and for planar ones."""
+    from whisper_ort.core.audio import _downmix
+
+    rng = np.random.default_rng(channels)
+    interleaved = (rng.standard_normal((48_000, channels)) * rng.uniform(0.01, 100, channels)).astype(np.float32)
+    for x in (interleaved.T, np.ascontiguousarray(interleaved.T)):
+        assert np.array_equal(_downmix(x), x.mean(axis=0, dtype=np.float32))
