@@ -193,3 +193,34 @@ def test_self_draft_study_counts_and_checks_tokens(transcriber, audio_dir):
     assert r["accepted"] <= r["drafted"] <= 4 * r["forwards"]
     assert r["tokens"] <= r["forwards"] + r["accepted"] + 2  # + each window's prompt-step token
     assert r["tokens_per_forward"] > 1.5
+
+
+def test_draft_loaded_ahead_for_greedy_only_and_its_failure_named(model_dir, audio_dir, tmp_path, transcriber):
+    """Greedy decoding starts loading the draft before the audio is read (prefetch_draft);
+    beam search never loads it. A draft that cannot be loaded fails the greedy call with
+    its file named, and leaves beam search working."""
+    import shutil
+
+    from whisper_ort import Transcriber
+    from whisper_ort.core.folder import DECODER_DRAFT, ModelError, variant_dir
+
+    jfk = audio_dir / "jfk.flac"
+    fresh = Transcriber(model_dir, threads=2)
+    fresh.transcribe(jfk, language="en", beam_size=2)
+    assert fresh.sessions._draft is None and fresh.sessions._draft_loading is None
+    assert fresh.transcribe(jfk, language="en").text == transcriber.transcribe(jfk, language="en").text
+    assert fresh.sessions._draft is not None
+
+    built = variant_dir(model_dir, "mha")
+    broken = tmp_path / f"{model_dir.name}-mha"
+    broken.mkdir()
+    for f in built.iterdir():
+        if f.suffix == ".data":
+            shutil.copyfile(f, broken / f.name)  # ONNX Runtime refuses external data behind a link out of the folder
+        elif f.name != DECODER_DRAFT:
+            (broken / f.name).symlink_to(f.resolve())
+    (broken / DECODER_DRAFT).write_bytes((built / DECODER_DRAFT).read_bytes()[:1000])
+    damaged = Transcriber(tmp_path / model_dir.name, variant="mha", threads=2)
+    with pytest.raises(ModelError, match=DECODER_DRAFT):
+        damaged.transcribe(jfk, language="en")
+    assert damaged.transcribe(jfk, language="en", beam_size=2).text.strip()

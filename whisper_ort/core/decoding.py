@@ -289,6 +289,15 @@ class GreedyDecoder:
         self.masks = None if self.full_logits else (self._mask([]), self._mask([tokenizer.ids.eot]))
         self.bounded_timestamps = self.timestamp_rules is not None and not options.full_logits and hasattr(sessions, "timestamp_logits")
 
+    def _logits_kind(self, sampling: bool, with_logprobs: bool) -> tuple[bool, bool]:
+        """(timestamps on the bounded logits, every logit needed) for a decode()."""
+        bounded_ts = self.bounded_timestamps and not (sampling or with_logprobs)
+        return bounded_ts, (self.full_logits or sampling or with_logprobs) and not bounded_ts
+
+    def speculates(self, batch: int = 1, temperature: float = 0.0, with_logprobs: bool = False) -> bool:
+        """Whether decode() with these arguments runs the speculative loop (and needs the draft)."""
+        return self._speculates(batch, self._logits_kind(temperature > 0, with_logprobs)[1])
+
     def _speculates(self, batch: int, full_logits: bool) -> bool:
         """Speculative decoding where it is exact and applies: greedy on the bounded head,
         one row, a decoder with a draft and a check of several positions."""
@@ -382,8 +391,7 @@ class GreedyDecoder:
         prompts = np.array([list(prefix or []) + self.tokenizer.prompt(lang, self.options.task, self.options.timestamps) for lang in lang_ids], dtype=np.int64)
         max_new_tokens = min(self.options.max_new_tokens, MAX_POSITIONS - prompts.shape[1])
         sampling = temperature > 0
-        bounded_ts = self.bounded_timestamps and not (sampling or with_logprobs)
-        full_logits = (self.full_logits or sampling or with_logprobs) and not bounded_ts
+        bounded_ts, full_logits = self._logits_kind(sampling, with_logprobs)
         first_mask, later_mask = (None, None) if full_logits or bounded_ts else self.masks
         if bounded_ts:
             first_mask, ts_mask, text_open = self._timestamp_masks([[] for _ in range(batch)])

@@ -137,8 +137,10 @@ class Transcriber:
         if options.chunking not in CHUNKINGS:
             raise ValueError(f"chunking must be one of {CHUNKINGS}, not {options.chunking!r}")
         options = self._word_options(options)
-        self.decoder(options)  # built, and its options checked, before any audio is read
+        decoder = self.decoder(options)  # built, and its options checked, before any audio is read
         batch_size = max(1, int(options.batch_size))
+        if isinstance(decoder, GreedyDecoder) and options.chunking != "sequential" and _temperatures(options)[0] <= 0 and decoder.speculates():
+            self.sessions.prefetch_draft()  # loads while the audio is decoded and encoded
         timings = dict.fromkeys(STAGES, 0.0)
         in_ort = 0.0
         start = time.perf_counter()
