@@ -199,10 +199,10 @@ def test_draft_loaded_ahead_for_greedy_only_and_its_failure_named(model_dir, aud
     """Greedy decoding starts loading the draft before the audio is read (prefetch_draft);
     beam search never loads it. A draft that cannot be loaded fails the greedy call with
     its file named, and leaves beam search working."""
-    import shutil
-
     from whisper_ort import Transcriber
-    from whisper_ort.core.folder import DECODER_DRAFT, ModelError, variant_dir
+    from whisper_ort.core.folder import DECODER_DRAFT, ModelError
+
+    from folders import mha_copy
 
     jfk = audio_dir / "jfk.flac"
     fresh = Transcriber(model_dir, threads=2)
@@ -211,14 +211,7 @@ def test_draft_loaded_ahead_for_greedy_only_and_its_failure_named(model_dir, aud
     assert fresh.transcribe(jfk, language="en").text == transcriber.transcribe(jfk, language="en").text
     assert fresh.sessions._draft is not None
 
-    built = variant_dir(model_dir, "mha")
-    broken = tmp_path / f"{model_dir.name}-mha"
-    broken.mkdir()
-    for f in built.iterdir():
-        if f.suffix == ".data":
-            shutil.copyfile(f, broken / f.name)  # ONNX Runtime refuses external data behind a link out of the folder
-        elif f.name != DECODER_DRAFT:
-            (broken / f.name).symlink_to(f.resolve())
+    built, broken = mha_copy(model_dir, tmp_path, DECODER_DRAFT)
     (broken / DECODER_DRAFT).write_bytes((built / DECODER_DRAFT).read_bytes()[:1000])
     damaged = Transcriber(tmp_path / model_dir.name, variant="mha", threads=2)
     with pytest.raises(ModelError, match=DECODER_DRAFT):

@@ -152,20 +152,13 @@ def test_decoder_and_head_threads_park_at_the_end_of_a_run():
 
 def _aged_folder(model_dir, tmp_path, age):
     """A copy of the mha folder whose decoder graph `age(model)` made older (weights shared)."""
-    import shutil
-
     import onnx
 
-    from whisper_ort.core.folder import DECODER_MHA, variant_dir
+    from whisper_ort.core.folder import DECODER_MHA
 
-    built = variant_dir(model_dir, "mha")
-    old = tmp_path / built.name
-    old.mkdir()
-    for f in built.iterdir():
-        if f.suffix == ".data":
-            shutil.copyfile(f, old / f.name)  # ONNX Runtime refuses external data behind a link out of the folder
-        elif f.name != DECODER_MHA:
-            (old / f.name).symlink_to(f.resolve())
+    from folders import mha_copy
+
+    built, old = mha_copy(model_dir, tmp_path, DECODER_MHA)
     decoder = onnx.load(str(built / DECODER_MHA), load_external_data=False)
     age(decoder)
     onnx.save(decoder, str(old / DECODER_MHA))  # its weights stay in the copied .data file
