@@ -199,10 +199,10 @@ def test_draft_loaded_ahead_for_greedy_only_and_its_failure_named(model_dir, aud
     """Greedy decoding starts loading the draft before the audio is read (prefetch_draft);
     beam search never loads it. A draft that cannot be loaded fails the greedy call with
     its file named, and leaves beam search working."""
+    from folders import mha_copy
+
     from whisper_ort import Transcriber
     from whisper_ort.core.folder import DECODER_DRAFT, ModelError
-
-    from folders import mha_copy
 
     jfk = audio_dir / "jfk.flac"
     fresh = Transcriber(model_dir, threads=2)

@@ -153,10 +153,9 @@ def test_decoder_and_head_threads_park_at_the_end_of_a_run():
 def _aged_folder(model_dir, tmp_path, age):
     """A copy of the mha folder whose decoder graph `age(model)` made older (weights shared)."""
     import onnx
+    from folders import mha_copy
 
     from whisper_ort.core.folder import DECODER_MHA
-
-    from folders import mha_copy
 
     built, old = mha_copy(model_dir, tmp_path, DECODER_MHA)
     decoder = onnx.load(str(built / DECODER_MHA), load_external_data=False)
