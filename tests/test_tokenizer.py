@@ -65,6 +65,9 @@ def test_stale_table_is_remade(folder):
     assert tok._tokenizer is not None  # the old table was not trusted: the tokenizer was built again
     assert (folder / BYTES_TABLE).read_bytes() != before
     assert _tokenizer(folder)._tokenizer is None
+    table = folder / BYTES_TABLE
+    table.write_bytes(table.read_bytes()[:-100])  # cut short: not trusted, made again
+    assert _tokenizer(folder)._tokenizer is not None and _tokenizer(folder)._tokenizer is None
 
 
 def test_no_table_for_another_decoder_or_outside_the_folder(folder):

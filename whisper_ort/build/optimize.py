@@ -128,7 +128,7 @@ def build_mha(onnx_dir: str | Path = "whisper-base-with-past", force: bool = Fal
 
 
 def _tokenizer_table(folder: Path) -> None:
-    """tokenizer_bytes.npz, made now rather than by the first start (0.6 s once: a cold start
+    """tokenizer_bytes.bin, made now rather than by the first start (0.6 s once: a cold start
     timed right after a build would carry it); a cache, so outside the manifest."""
     import json
 

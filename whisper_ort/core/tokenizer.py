@@ -4,7 +4,7 @@
 Text from ids needs only each token's bytes (byte-level BPE). Building a
 `tokenizers.Tokenizer` from tokenizer.json costs 0.15-0.18 s and 19 MB of RSS on every start
 (AMD EPYC Zen 3), the largest fixed cost of a CLI call after the sessions; so every token's
-bytes are kept beside it in tokenizer_bytes.npz (keyed by tokenizer.json's sha256, written
+bytes are kept beside it in tokenizer_bytes.bin (keyed by tokenizer.json's sha256, written
 when the tokenizer is first built from it, skipped where the folder is read-only) and read in
 a few ms. The table is checked against the tokenizer's own decode of every token before it
 is written, so a tokenizer with another decoder never gets one.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 TIME_PRECISION = 0.02  # seconds per timestamp token
-BYTES_TABLE = "tokenizer_bytes.npz"  # beside tokenizer.json: every token's bytes (see the module's docstring)
+BYTES_TABLE = "tokenizer_bytes.bin"  # beside tokenizer.json: every token's bytes (see the module's docstring)
 
 
 class TokenizerError(ValueError):
@@ -91,13 +91,15 @@ class BytesTable:
         return table
 
     def save(self, path: Path) -> None:
-        """Written atomically; skipped where the folder cannot be written (a shared, read-only model)."""
+        """One JSON line (sha256, the added tokens, the sizes), then the offsets as int64, then
+        the bytes; written atomically, skipped where the folder cannot be written."""
+        header = {"sha256": self.sha256, "added": self.added, "vocab_with_added": self.vocab_with_added, "tokens": len(self.offsets) - 1}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # the folder's own file mode (mkstemp's is 0600)
         try:
             with open(tmp, "wb") as f:
-                np.savez(f, sha256=np.array(self.sha256), data=np.frombuffer(self.data, dtype=np.uint8),
-                         offsets=np.array(self.offsets, dtype=np.int64), added=np.array(json.dumps(self.added)),
-                         vocab_with_added=np.array(self.vocab_with_added))
+                f.write(json.dumps(header).encode() + b"\n")
+                f.write(np.asarray(self.offsets, dtype="<i8").tobytes())
+                f.write(self.data)
             os.replace(tmp, path)
         except OSError:
             tmp.unlink(missing_ok=True)
@@ -105,19 +107,25 @@ class BytesTable:
     @classmethod
     def load(cls, path: Path, sha256: str) -> BytesTable | None:
         """The table at `path` if it was made from this tokenizer.json; None otherwise (absent,
-        stale or unreadable: the caller builds it again)."""
+        stale, short or unreadable: the caller builds it again)."""
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if str(z["sha256"]) != sha256:
+            with open(path, "rb") as f:
+                header = json.loads(f.readline())
+                if header.get("sha256") != sha256:
                     return None
-                return cls(sha256, z["data"].tobytes(), z["offsets"].tolist(), json.loads(str(z["added"])), int(z["vocab_with_added"]))
-        except (OSError, ValueError, KeyError):
+                n = int(header["tokens"])
+                offsets = np.frombuffer(f.read(8 * (n + 1)), dtype="<i8").tolist()
+                data = f.read()
+            if len(offsets) != n + 1 or offsets[-1] != len(data):
+                return None
+            return cls(sha256, data, offsets, dict(header["added"]), int(header["vocab_with_added"]))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
 
 
 class WhisperTokenizer:
     def __init__(self, tokenizer_json: str | Path, generation_config: dict, vocab_size: int, bytes_table: bool = True):
-        """bytes_table: read (or make, where the folder can be written) tokenizer_bytes.npz
+        """bytes_table: read (or make, where the folder can be written) tokenizer_bytes.bin
         beside tokenizer.json; False for a tokenizer.json outside the model folder, whose
         folder is the user's."""
         self.path = path = Path(tokenizer_json)
