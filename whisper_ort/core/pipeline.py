@@ -139,7 +139,7 @@ class Transcriber:
         options = self._word_options(options)
         decoder = self.decoder(options)  # built, and its options checked, before any audio is read
         batch_size = max(1, int(options.batch_size))
-        if isinstance(decoder, GreedyDecoder) and options.chunking != "sequential" and _temperatures(options)[0] <= 0 and decoder.speculates():
+        if isinstance(decoder, GreedyDecoder) and options.chunking != "sequential" and decoder.speculates(temperature=_temperatures(options)[0]):
             self.sessions.prefetch_draft()  # loads while the audio is decoded and encoded
         timings = dict.fromkeys(STAGES, 0.0)
         in_ort = 0.0
