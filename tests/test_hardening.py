@@ -34,7 +34,10 @@ def _valid_outputs(out):
 def test_ctrl_c_keeps_finished_records_and_resume_completes(tmp_path, audio_dir, model_dir):
     out = tmp_path / "out"
     cmd = _bench_cmd(audio_dir, model_dir, out, "--files", "lj_*.wav")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT's default action in the child, as in a terminal: a shell that starts pytest in the
+    # background (`make test &`) hands it SIGINT ignored, and every child would inherit that.
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "inference_per_file.json").is_file():
         time.sleep(0.2)

@@ -131,44 +131,73 @@ def test_verify_scores_every_position_as_steps_do(transcriber, audio_dir):
     np.testing.assert_allclose(present[0], kv[0], atol=1e-4)
 
 
-def test_speculative_decoding_gives_greedy_tokens_on_every_dev_file(transcriber, audio_dir):
-    """The tokens of speculative decoding are plain greedy's on every dev short file, with
-    fewer FP32 forwards than tokens (the draft is right most of the time)."""
+@pytest.fixture(scope="module")
+def dev_windows(transcriber, audio_dir):
+    """Each dev short file's window, encoded once: (encoder states, samples) by name. The
+    tests below decode it with and without the draft (the encoder is most of a transcribe)."""
+    windows = {}
+    for name in DEV_SHORT:
+        samples = load_audio(audio_dir / name)
+        windows[name] = transcriber.sessions.encode(log_mel_batch([samples])), len(samples)
+    return windows
+
+
+def _plain_and_fast(transcriber, window, **options):
+    """One window decoded by the plain loop and by the speculative one (as transcribe() calls
+    decode: the audio's length lets the draft read only the frames with audio)."""
     from whisper_ort import DecodingOptions
 
-    for name in DEV_SHORT:
-        plain = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=0))
-        fast = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=4))
+    states, n_samples = window
+    (plain,) = transcriber.decoder(DecodingOptions(draft_tokens=0, **options)).decode(states, n_samples=[n_samples])
+    (fast,) = transcriber.decoder(DecodingOptions(draft_tokens=4, **options)).decode(states, n_samples=[n_samples])
+    assert plain.speculation is None and fast.speculation is not None
+    return plain, fast
+
+
+def test_speculative_decoding_gives_greedy_tokens_on_every_dev_file(transcriber, dev_windows):
+    """The tokens of speculative decoding are plain greedy's on every dev short file, with
+    fewer FP32 forwards than tokens (the draft is right most of the time)."""
+    for name, window in dev_windows.items():
+        plain, fast = _plain_and_fast(transcriber, window)
         assert fast.tokens == plain.tokens, name
-        assert fast.text == plain.text
-    states = transcriber.sessions.encode(log_mel_batch([load_audio(audio_dir / "jfk.flac")]))
-    (result,) = transcriber.decoder(DecodingOptions(draft_tokens=4)).decode(states)
+    _, result = _plain_and_fast(transcriber, dev_windows["jfk.flac"])
     spec = result.speculation
-    assert spec is not None and spec.forwards == result.n_steps
+    assert spec.forwards == result.n_steps
     # each forward gives its kept guesses and its own token (+ end of text, - the prompt
     # step's token); the last forward's own token goes unused when a kept guess ends the text
     assert len(result.tokens) <= spec.accepted + spec.forwards <= len(result.tokens) + 1
     assert spec.forwards < len(result.tokens) / 2
 
 
-def test_speculation_with_timestamps_gives_the_plain_loops_tokens(transcriber, audio_dir):
-    """With timestamps each checked position gets the timestamp rules' own mask and choice
-    (GreedyDecoder._timestamp_verifier): the tokens of the plain loop on every dev short file,
-    whose segments end where the rules put timestamps, with several tokens a forward."""
+def test_transcribe_speculates_by_default_and_gives_greedy_text(transcriber, audio_dir, monkeypatch):
+    """Through transcribe(), as users call it: the draft guesses by default (its steps
+    counted), and the text is the plain loop's."""
     from whisper_ort import DecodingOptions
 
-    for name in DEV_SHORT:
-        plain = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=0, timestamps=True))
-        fast = transcriber.transcribe(audio_dir / name, DecodingOptions(draft_tokens=4, timestamps=True))
+    sessions = transcriber.sessions
+    guesses = []
+    real_step = sessions.draft_step
+    monkeypatch.setattr(sessions, "draft_step", lambda *a, **k: guesses.append(1) or real_step(*a, **k))
+    plain = transcriber.transcribe(audio_dir / "jfk.flac", DecodingOptions(draft_tokens=0))
+    assert not guesses
+    fast = transcriber.transcribe(audio_dir / "jfk.flac")
+    assert len(guesses) > 10
+    assert fast.tokens == plain.tokens and fast.text == plain.text
+
+
+def test_speculation_with_timestamps_gives_the_plain_loops_tokens(transcriber, dev_windows):
+    """With timestamps each checked position gets the timestamp rules' own mask and choice
+    (GreedyDecoder._timestamp_verifier): the tokens of the plain loop on every dev short file
+    (so the segments end where the rules put timestamps), with several tokens a forward."""
+    for name, window in dev_windows.items():
+        plain, fast = _plain_and_fast(transcriber, window, timestamps=True)
         assert fast.tokens == plain.tokens, name
-        assert [(s.start, s.end) for s in fast.segments] == [(s.start, s.end) for s in plain.segments]
-    states = transcriber.sessions.encode(log_mel_batch([load_audio(audio_dir / "jfk.flac")]))
-    (result,) = transcriber.decoder(DecodingOptions(draft_tokens=4, timestamps=True)).decode(states)
+    _, result = _plain_and_fast(transcriber, dev_windows["jfk.flac"], timestamps=True)
     assert sum(t >= transcriber.tokenizer.ids.timestamp_begin for t in result.tokens) >= 2
-    assert result.speculation is not None and result.speculation.forwards < len(result.tokens) / 2
+    assert result.speculation.forwards < len(result.tokens) / 2
 
 
-def test_speculation_stops_where_greedy_does(transcriber, audio_dir):
+def test_speculation_stops_where_greedy_does(transcriber, dev_windows):
     """max_new_tokens and the repetition cut end speculative decoding on the same token."""
     from whisper_ort import DecodingOptions
 
@@ -176,8 +205,7 @@ def test_speculation_stops_where_greedy_does(transcriber, audio_dir):
         with pytest.raises(ValueError, match="draft_tokens"):
             transcriber.decoder(DecodingOptions(draft_tokens=bad))
     for changes in ({"max_new_tokens": 5}, {"max_new_tokens": 6}, {"max_repeats": 1}, {"max_repeats": 2}):
-        plain = transcriber.transcribe(audio_dir / "jfk.flac", DecodingOptions(**changes))
-        fast = transcriber.transcribe(audio_dir / "jfk.flac", DecodingOptions(draft_tokens=4, **changes))
+        plain, fast = _plain_and_fast(transcriber, dev_windows["jfk.flac"], **changes)
         assert fast.tokens == plain.tokens and fast.flags == plain.flags, changes
         assert ("max_new_tokens" in plain.flags) == ("max_new_tokens" in changes)
 
