@@ -21,8 +21,9 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def probe(audio_dir: str, files: str, threads: int, rounds: int, limit: int) -> dict:
-    """Median seconds of each way over `rounds`, after one warm-up of each shape."""
+def probe(audio_dir: str, files: str, threads: int, rounds: int, limit: int, warmup: bool = True) -> dict:
+    """Median seconds of each way over `rounds`, after one warm-up of each shape (unless told not to:
+    a smoke test of the probe itself)."""
     from whisper_ort import DecodingOptions, Transcriber
     from whisper_ort.core.audio import SAMPLE_RATE, load_audio
     from whisper_ort.core.features import log_mel_batch
@@ -53,7 +54,7 @@ def probe(audio_dir: str, files: str, threads: int, rounds: int, limit: int) -> 
         "decoder, rows together": decoder_rows,
     }
     states = t.sessions.encode(mel)
-    for fn in ways.values():  # warm-up: every shape once
+    for fn in ways.values() if warmup else ():  # every shape once: the first run of a shape allocates
         fn()
     times: dict[str, list[float]] = {k: [] for k in ways}
     for r in range(rounds):
