@@ -73,8 +73,10 @@ report: $(STAMP)
 
 study: setup notebooks report
 
+# --durations: the 15 slowest tests in every log, so a test that grows shows in CI (the house keeps
+# make test under 20 min from a warm setup).
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 	$(BIN)/python -m pytest -q --nbval-lax notebooks/
 
 lint: $(STAMP)
