@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from whisper_ort.core.audio import load_audio
-from whisper_ort.core.sequential import split_segments
+from whisper_ort.core.sequential import prompt_tokens, split_segments
 
 BEGIN = 50364  # <|0.00|>
 SR = 16000
@@ -51,27 +51,57 @@ def test_log_mel_frames_matches_the_long_form_extractor(audio_dir, hf_reference)
     assert np.abs(ours - ref).max() < 1e-4
 
 
-def _reference_tokens(hf_reference, samples: np.ndarray) -> list[int]:
+def _reference_tokens(hf_reference, samples: np.ndarray, condition: bool = False) -> list[int]:
     import torch
 
     processor, model = hf_reference
     inputs = processor(samples, sampling_rate=SR, return_tensors="pt", truncation=False, padding="longest", return_attention_mask=True)
     with torch.inference_mode():
         out = model.generate(inputs.input_features, attention_mask=inputs.attention_mask, return_timestamps=True, language="en",
-                             task="transcribe", condition_on_prev_tokens=False, temperature=0.0)
+                             task="transcribe", condition_on_prev_tokens=condition, temperature=0.0)
     return [t for t in out[0].tolist() if t != 50257]  # padding / end of text
+
+
+# Greedy at temperature 0 with nothing that transformers' long-form generate would not do.
+EXACT = dict(chunking="sequential", max_new_tokens=448, max_repeats=0, compression_ratio_threshold=None, logprob_threshold=None, no_speech_threshold=None)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["silero_test.wav", "dev_clips_150s"])
 def test_tokens_equal_transformers_long_form(source, audio_dir, transcriber, hf_reference):
     samples = load_audio(audio_dir / source) if source.endswith(".wav") else _long_file(audio_dir, 150.0)
-    ours = transcriber.transcribe(samples, chunking="sequential", max_new_tokens=448, max_repeats=0,
-                                  compression_ratio_threshold=None, logprob_threshold=None, no_speech_threshold=None)
+    ours = transcriber.transcribe(samples, **EXACT)
     ref = _reference_tokens(hf_reference, samples)
     assert ours.n_windows >= 2
     assert ours.tokens == ref
     assert all(a.start <= b.start for a, b in zip(ours.segments, ours.segments[1:]))
+
+
+@pytest.mark.slow
+def test_conditioned_tokens_equal_transformers_long_form(audio_dir, transcriber, hf_reference):
+    """condition_on_previous_text: each window prompted with the tokens before it, as
+    transformers' condition_on_prev_tokens (whose tokens here differ from the unprompted
+    walk's: a prompt that did not reach the decoder fails this too)."""
+    samples = load_audio(audio_dir / "silero_test.wav")
+    ours = transcriber.transcribe(samples, condition_on_previous_text=True, **EXACT)
+    assert ours.n_windows >= 2
+    assert ours.tokens == _reference_tokens(hf_reference, samples, condition=True)
+
+
+def test_prompt_tokens_pass_on_one_closing_timestamp_as_transformers():
+    """The next window's prompt from a window's segments: transformers' own helper on the same
+    segments (a window ending in two timestamps passes the first on, one ending in one passes it)."""
+    import torch
+    from transformers.models.whisper.generation_whisper import _pad_to_max_length
+
+    for toks in ([BEGIN, 10, 11, BEGIN + 50, BEGIN + 50, 12, BEGIN + 120, BEGIN + 120],  # ends on a pair
+                 [BEGIN, 10, BEGIN + 40, BEGIN + 40, 11, BEGIN + 90],  # a single timestamp at the end
+                 [BEGIN, 10, 11, BEGIN + 70],  # one segment
+                 [BEGIN, 10, 11, BEGIN + 50, BEGIN + 50, 12, BEGIN + 120, BEGIN + 125, 13]):  # the tail cut off
+        segments, _ = split_segments(toks, BEGIN, 0.0, 3000)
+        theirs = _pad_to_max_length([[{"tokens": torch.tensor(s.tokens)} for s in segments]], 50257, "cpu", padding_side="left",
+                                    skip_ending_double_timestamps=True, timestamp_begin=BEGIN)
+        assert prompt_tokens(segments, BEGIN) == theirs[0].tolist(), toks
 
 
 @pytest.mark.slow
