@@ -43,6 +43,21 @@ def test_timestamps_equal_transformers_generate(name, audio_dir, transcriber, hf
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name,prompt,timestamps", [("lj_LJ001-0002.wav", "In being comparatively modern, ....", False),
+                                                    ("sr_english.wav", "Um, uh, like, you know.", True)])
+def test_initial_prompt_equals_transformers_prompt_ids(name, prompt, timestamps, audio_dir, transcriber, hf_reference):
+    """initial_prompt: transformers' prompt_ids (<|startofprev|> and the text before the
+    start of transcript); on these clips it changes the tokens, so an unused prompt fails."""
+    processor, _ = hf_reference
+    samples = load_audio(audio_dir / name)
+    ours = transcriber.transcribe(samples, initial_prompt=prompt, timestamps=timestamps)
+    assert ours.tokens != transcriber.transcribe(samples, timestamps=timestamps).tokens
+    theirs = hf_generate_ids(hf_reference, samples, prompt_ids=processor.get_prompt_ids(prompt, return_tensors="pt"), return_timestamps=timestamps,
+                             max_new_tokens=200)  # the prompt takes positions: 444 would not fit (these clips end in < 20)
+    assert ours.tokens == theirs
+
+
+@pytest.mark.slow
 def test_language_detection_and_translate(audio_dir, transcriber):
     detected = transcriber.transcribe(audio_dir / "jfk.flac", language=None)
     assert detected.language == "en"
