@@ -28,3 +28,10 @@ def test_transformers_long_form_rows_are_offered():
     labels = [label for label, *_ in longbench.settings(8, ("silence",))]
     assert longbench.HF_GENERATE in labels and longbench.HF_PIPELINE in labels
     assert [r[1] for r in longbench.settings(8, ("silence",), only=["transformers"])] == ["hf_generate", "hf_pipeline"]
+
+
+def test_sequential_walk_comes_greedy_and_with_openai_defaults():
+    rows = [r for r in longbench.settings(8, ("sequential",)) if r[1] == "whisper_ort"]
+    assert [(batch, chunking) for _, _, batch, chunking in rows] == [(1, "sequential"), (1, longbench.SEQUENTIAL_OPENAI)]
+    assert all("sequential" in label for label, *_ in rows)  # `--only sequential` keeps both
+    assert longbench.OPENAI_DEFAULTS["condition_on_previous_text"] and longbench.OPENAI_DEFAULTS["temperature"][0] == 0.0

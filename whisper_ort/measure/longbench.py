@@ -9,6 +9,8 @@ rounds, warm, at the same threads:
     whisper_ort, strided windows (the transformers pipeline's), batch 1 and N
     whisper_ort, silence-cut windows, batch 1 and N
     whisper_ort, Silero VAD windows (--chunkings vad), batch 1 and N
+    whisper_ort, openai's sequential walk (--chunkings sequential): greedy, and with
+        openai transcribe()'s defaults (the temperature ladder, conditioned on the previous text)
     faster-whisper's sequential transcription (the `faster_whisper` peer), its greedy walk
         with timestamps, and transcribe()'s defaults (beam 5)
     faster-whisper's BatchedInferencePipeline, batch N (Silero VAD: the model ships in the wheel)
@@ -116,8 +118,12 @@ def worker(argv: list[str]) -> None:
 
         t = Transcriber(os.environ.get(MODEL_DIR_ENV, "whisper-base-with-past"), threads=threads)
 
+        # "sequential_openai": openai/whisper transcribe()'s defaults in the sequential walk
+        # (the temperature ladder, conditioned on the previous text), greedy at temperature 0
+        options = dict(OPENAI_DEFAULTS, chunking="sequential") if chunking == SEQUENTIAL_OPENAI else {"chunking": chunking}
+
         def once():
-            r = t.transcribe(path, batch_size=batch, chunking=chunking)
+            r = t.transcribe(path, batch_size=batch, **options)
             return r.text.strip(), r.n_windows
 
         info["variant"] = t.variant
@@ -208,6 +214,8 @@ HF_GENERATE = "transformers generate, sequential (timestamps)"
 HF_PIPELINE = "transformers pipeline, chunk_length_s=30"
 HF_MAX_NEW_TOKENS = 440  # the decoder's 448 positions less the prompt's
 MODEL_DIR_ENV = "LONGBENCH_MODEL_DIR"  # the workers' whisper_ort folder (--model-dir)
+SEQUENTIAL_OPENAI = "sequential_openai"  # whisper_ort's sequential walk with openai's defaults (a row of `--chunkings sequential`)
+OPENAI_DEFAULTS = {"temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), "condition_on_previous_text": True}
 
 
 def settings(batch: int, chunkings=("strided", "silence"), only=None) -> list[tuple[str, str, int, str]]:
@@ -216,6 +224,8 @@ def settings(batch: int, chunkings=("strided", "silence"), only=None) -> list[tu
     for chunking in chunkings:
         for b in (1,) if chunking == "sequential" else dict.fromkeys((1, batch)):  # sequential: window after window
             rows.append((f"whisper_ort {chunking} batch {b}", "whisper_ort", b, chunking))
+        if chunking == "sequential":
+            rows.append(("whisper_ort sequential, openai defaults (temperature ladder, previous text)", "whisper_ort", 1, SEQUENTIAL_OPENAI))
     rows += [(FW_SEQ, "faster_whisper", 1, "-"), (FW_TIMESTAMPS, "faster_whisper_timestamps", 1, "-"), (FW_DEFAULTS, "faster_whisper_defaults", 1, "-"),
              (f"faster_whisper BatchedInferencePipeline batch {batch}", "faster_whisper_batched", batch, "-"),
              (HF_GENERATE, "hf_generate", 1, "-"), (HF_PIPELINE, "hf_pipeline", 1, "-")]
@@ -241,6 +251,8 @@ def markdown(result: dict) -> str:
     lines += ["", "Windows: strided = the transformers pipeline's 30 s windows every 20 s, stitched by longest common sequence; "
               "silence = windows of at most 30 s cut in the middle of the longest pause of their last 5 s, no overlap, texts joined; "
               "vad = Silero VAD speech merged into windows of at most 30 s (the BatchedInferencePipeline's), openai's no-speech rule on each; "
+              "sequential = openai's transcribe() walk with timestamps, seeking to the last segment's end (greedy; openai defaults: "
+              "the temperature ladder 0-1 by 0.2 on a window above 2.4 compression ratio or below -1 mean log-probability, conditioned on the previous text); "
               "faster-whisper sequential = its 30 s walk without timestamps, no VAD (the study's setting); greedy, timestamps = its walk seeking to the last "
               "segment's end; defaults = transcribe() as its users run it (beam 5, temperature ladder, previous text); BatchedInferencePipeline = Silero VAD speech merged into chunks of at most 30 s "
               "(silence between them is not decoded); transformers generate = its sequential long-form walk (timestamps forced past 30 s, "
