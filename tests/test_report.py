@@ -170,6 +170,22 @@ def test_stage_floors_fractions(study):
     assert tables.stage_floors(df, None).empty
 
 
+def test_floors_a_run_beats_are_called_low(study):
+    """A GEMM peak measured in a busy minute gives floors the pipeline beats: the report says
+    so instead of showing ratios under 1x as if a goal were met."""
+    df = load.load_records(study["results"] / "benchmarks" / "latency" / "whisper_ort" / "inference_per_file.json")
+    good = load.load_floors(paths.StudyPaths.from_results(study["results"]))[2]
+    assert tables.beaten_floors(tables.stage_floors(df, good)) == []
+    slow_memory = dict(good, bandwidth_gbs=5.0, decoder_step_floor_s=good["decoder_step_bytes"]["total"] / 5e9)  # 46 ms a token
+    assert tables.beaten_floors(tables.stage_floors(df, slow_memory)) == []  # tokens may beat the one-token floor (speculation)
+    assert "measured low" not in _build(study, plots=False)
+    gemm = {"square_2048": {"m": 2048, "k": 2048, "n": 2048, "best_s": 0.2, "gflops": 100.0}}  # encoder floor 874 ms > its 525
+    low = dict(hardware.derive(2, gemm, gemm, good["bandwidth"]), **{k: good[k] for k in ("cpu_model", "cpu_count", "date_utc", "loadavg", "measure_s", "packages")})
+    assert tables.beaten_floors(tables.stage_floors(df, low)) == ["encoder", "encoder + first step"]
+    write_json(study["results"] / "benchmarks" / "hardware.json", {"by_threads": {"2": low}})
+    assert "**These floors were measured low**: `encoder`, `encoder + first step`" in _build(study, plots=False)
+
+
 def test_peers_ratios(study):
     df, summary = load.load_compare(paths.StudyPaths.from_results(study["results"]))
     files_t, impls_t = tables.peers_table(df, summary)
@@ -187,13 +203,27 @@ def test_beam_records_are_labelled_and_not_taken_for_greedy(study):
     summary_path = study["results"] / "benchmarks" / "compare" / "summary.json"
     summary = json.loads(summary_path.read_text())
     assert "greedy decoding" in _build(study, plots=False)
-    assert load.compare_mismatch(summary, ["whisper_ort", "faster_whisper"]) is None
-    assert "lack openvino_fp32" in load.compare_mismatch(dict(summary, implementations_order=["whisper_ort"]), ["whisper_ort", "openvino_fp32"])
+    here = {"cpu_model": "Test CPU 9000", "cpu_count": 2}  # the records' machine
+    assert load.compare_mismatch(summary, ["whisper_ort", "faster_whisper"], machine=here) is None
+    assert "lack openvino_fp32" in load.compare_mismatch(dict(summary, implementations_order=["whisper_ort"]), ["whisper_ort", "openvino_fp32"], machine=here)
     beam = dict(summary, beam_size=5, implementations_order=["whisper_ort", "faster_whisper"])
-    assert "beam size 5, not 1" in load.compare_mismatch(beam, ["whisper_ort"])
+    assert "beam size 5, not 1" in load.compare_mismatch(beam, ["whisper_ort"], machine=here)
     summary_path.write_text(json.dumps(beam))
     text = _build(study, plots=False)
     assert "beam search with 5 beams" in text and "greedy decoding" not in text
+
+
+def test_compare_records_of_another_cpu_are_stale(study):
+    """Records committed from one machine are measured again by a study on another (the peers
+    notebook runs compare when they are stale), not shown beside figures of this machine."""
+    summary = json.loads((study["results"] / "benchmarks" / "compare" / "summary.json").read_text())
+    assert load.compare_mismatch(summary, ["whisper_ort"], machine={"cpu_model": "Test CPU 9000", "cpu_count": 2}) is None
+    why = load.compare_mismatch(summary, ["whisper_ort"], machine={"cpu_model": "Intel(R) Xeon(R) Platinum 8488C", "cpu_count": 2})
+    assert why == "the compare records were measured on Test CPU 9000 (2 CPUs), this machine is Intel(R) Xeon(R) Platinum 8488C (2 CPUs)"
+    assert "(4 CPUs)" in load.compare_mismatch(summary, ["whisper_ort"], machine={"cpu_model": "Test CPU 9000", "cpu_count": 4})
+    assert load.compare_mismatch(dict(summary, environment={}), ["whisper_ort"], machine={"cpu_model": "Intel", "cpu_count": 2}) is None  # no CPU on record: kept
+    peers = _build(study, plots=False).split("## Peers")[1].split("\n## ")[0]
+    assert "This run: whisper-base FP32 · Test CPU 9000 (2 CPUs)" in peers  # the table names its own machine
 
 
 def test_beam_compare_gets_its_own_section_beside_the_greedy_table(study):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -90,10 +91,12 @@ def beam_compare_sizes(paths: StudyPaths) -> list[int]:
     return sorted(int(n) for n in sizes if n.isdigit() and int(n) > 1)
 
 
-def compare_mismatch(summary: dict | None, implementations: list[str], beam_size: int = 1) -> str | None:
+def compare_mismatch(summary: dict | None, implementations: list[str], beam_size: int = 1, machine: dict | None = None) -> str | None:
     """Why compare records on disk are not the run a notebook asks for (another decoding,
-    or implementations missing), or None when they are: a `compare --beam-size 5` run
-    left in the study's folder must not be shown as the greedy comparison."""
+    implementations missing, another machine), or None when they are: a `compare --beam-size 5`
+    run left in the study's folder must not be shown as the greedy comparison, nor records
+    committed from one CPU beside a study measured on another. machine: {"cpu_model",
+    "cpu_count"} of this one (default: read here)."""
     if not summary:
         return None
     have = summary.get("beam_size") or 1
@@ -103,6 +106,14 @@ def compare_mismatch(summary: dict | None, implementations: list[str], beam_size
     lacking = [i for i in implementations if i not in measured]
     if lacking:
         return f"the compare records lack {', '.join(lacking)}"
+    if machine is None:
+        from whisper_ort.measure.environment import cpu_model
+
+        machine = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
+    env = summary.get("environment") or {}
+    then, now = (env.get("cpu_model"), env.get("cpu_count")), (machine.get("cpu_model"), machine.get("cpu_count"))
+    if then[0] and then != now:
+        return f"the compare records were measured on {then[0]} ({then[1]} CPUs), this machine is {now[0]} ({now[1]} CPUs)"
     return None
 
 

@@ -63,6 +63,7 @@ from whisper_ort.study.plots import (
 )
 from whisper_ort.study.tables import (
     _ok,
+    beaten_floors,
     fidelity,
     gather_texts,
     longform_note,
@@ -204,6 +205,11 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
                     f"decoder step: {fmt(floors['decoder_step_bytes']['total'] / 1e6, 1)} MB read (weights {fmt((floors['decoder_step_bytes']['layers'] + floors['decoder_step_bytes']['output_projection']) / 1e6, 1)} MB, "
                     f"cross K/V {fmt(floors['decoder_step_bytes']['cross_kv'] / 1e6, 1)} MB, self K/V {fmt(floors['decoder_step_bytes']['self_kv'] / 1e6, 1)} MB).", ""]
             out.append(floors_md(table, floors))
+            beaten = beaten_floors(table)
+            if beaten:
+                out += ["", f"**These floors were measured low**: {', '.join(f'`{b}`' for b in beaten)} ran faster than {'its floor' if len(beaten) == 1 else 'their floors'}, which no run can, "
+                        "so the peaks above come from a busy minute on this shared machine (see the load average) and every ratio to them "
+                        "reads too good. Measure them again at a quiet one: `python -m whisper_ort.measure.hardware --refresh`, then `whisper-ort report`."]
             out += ["", "The mha variant projects every layer's cross-attention K/V inside its encoder graph, so its encoder is above "
                     "the encoder-only floor and its first step below the first-step floor (which counts that projection); "
                     "`encoder + first step` is the row that compares across variants. Its decoder computes the logits from int8 rows with an "
@@ -229,7 +235,8 @@ def build_results_md(results_dir: str | Path = "results", output: str | Path = "
         beams = (compare_summary or {}).get("beam_size") or 1
         decoding = "greedy decoding" if beams == 1 else f"beam search with {beams} beams"
         out.append(f"Each implementation in its own process, interleaved, same threads, same audio, {decoding}, FP32 (`whisper-ort compare`), {reps} repeat(s) after {warm} warmup run(s). "
-                   f"Ratio > 1: slower than whisper_ort. Stage times as each implementation can measure them; cold start = {cold}; peak RSS = the worker's VmHWM.")
+                   f"Ratio > 1: slower than whisper_ort. Stage times as each implementation can measure them; cold start = {cold}; peak RSS = the worker's VmHWM. "
+                   f"This run: {cmp_note}.")
         out += ["", peers_md(files_t, impls_t)]
         out.append(img(plot_peers_latency, compare_df, alt="peers latency", note=cmp_note))
         out.append(img(plot_peers_ratio, compare_df, alt="peers ratio", note=cmp_note))
